@@ -1,0 +1,220 @@
+"""The ``mvcc`` transaction manager: snapshot isolation with optimistic validation.
+
+Reads come from a storage snapshot taken at a transaction's first read; writes are
+buffered in a dict. At commit, under one lock, the write set is checked against the write
+sets of transactions that committed after the snapshot: any overlap loses (first committer
+wins) with :class:`~alopex.errors.TransactionConflict`. Write skew is possible, as in every
+snapshot-isolation database; ``read(key, for_update=True)`` adds a read to the checked set
+to prevent it (see docs/architecture.md#isolation).
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from collections import deque
+from collections.abc import Collection, Iterator, Mapping
+from operator import itemgetter
+from typing import Any
+
+from alopex.contracts.consensus import Consensus
+from alopex.contracts.storage import KeyValue, Snapshot, StorageEngine
+from alopex.contracts.transaction import Transaction, TransactionManager
+from alopex.errors import (
+    InterfaceError,
+    ReadOnlyTransaction,
+    TransactionClosed,
+    TransactionConflict,
+)
+
+
+class MvccTransactionManager(TransactionManager):
+    """Serialises commits and remembers recent write sets for as long as a snapshot needs them."""
+
+    def __init__(self, engine: StorageEngine, consensus: Consensus,
+                 settings: dict[str, Any] | None = None) -> None:
+        self._engine = engine
+        self._consensus = consensus
+        self._lock = threading.Lock()
+        self._seq = 0  # number of commits so far
+        # (commit seq, keys written) for commits a live read-write snapshot predates
+        self._recent: deque[tuple[int, Collection[bytes]]] = deque()
+        self._active: dict[int, int] = {}  # snapshot seq -> live read-write transactions
+        self._closed = False
+
+    @classmethod
+    def open(cls, engine: StorageEngine, consensus: Consensus,
+             settings: dict[str, Any]) -> MvccTransactionManager:
+        return cls(engine, consensus, settings)
+
+    def begin(self, *, readonly: bool = False) -> MvccTransaction:
+        if self._closed:
+            raise InterfaceError("the database is closed")
+        return MvccTransaction(self, readonly)
+
+    def apply(self, batch: Mapping[bytes, bytes | None]) -> None:
+        with self._lock:
+            if self._closed:
+                raise InterfaceError("the database is closed")
+            self._consensus.apply(batch, durable=True)
+            self._seq += 1
+            if self._active:
+                self._recent.append((self._seq, batch.keys()))
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+
+    # -- used by MvccTransaction ----------------------------------------------------------
+
+    def _snapshot_for(self, tx: MvccTransaction) -> Snapshot:
+        with self._lock:
+            if self._closed:
+                raise InterfaceError("the database is closed")
+            snapshot = self._engine.snapshot()
+            tx._start = self._seq
+            if not tx.readonly:
+                self._active[self._seq] = self._active.get(self._seq, 0) + 1
+        return snapshot
+
+    def _commit(self, tx: MvccTransaction) -> None:
+        writes = tx._writes
+        with self._lock:
+            if self._closed:
+                raise InterfaceError("the database is closed")
+            if tx._start >= 0 and self._seq != tx._start:
+                checked = writes.keys() | tx._for_update if tx._for_update else writes.keys()
+                for seq, keys in reversed(self._recent):
+                    if seq <= tx._start:
+                        break
+                    if not checked.isdisjoint(keys):
+                        key = next(k for k in checked if k in keys)
+                        raise TransactionConflict(
+                            f"transaction conflict on key {key[:64]!r}: another transaction "
+                            "committed a write to it after this one's snapshot; nothing was "
+                            "applied, retry the transaction"
+                        )
+            self._consensus.apply(writes, durable=True)
+            self._seq += 1
+            if self._active:
+                self._recent.append((self._seq, writes.keys()))
+
+    def _finish(self, tx: MvccTransaction) -> None:
+        if tx._snapshot is None:
+            return
+        tx._snapshot.close()
+        tx._snapshot = None
+        if tx.readonly:
+            return
+        with self._lock:
+            left = self._active[tx._start] - 1
+            if left:
+                self._active[tx._start] = left
+            else:
+                del self._active[tx._start]
+            oldest = min(self._active, default=None)
+            recent = self._recent
+            while recent and (oldest is None or recent[0][0] <= oldest):
+                recent.popleft()
+
+
+class MvccTransaction(Transaction):
+    """One transaction; use it from one thread at a time."""
+
+    __slots__ = ("_manager", "readonly", "_writes", "_for_update", "_snapshot", "_start",
+                 "_done")
+
+    def __init__(self, manager: MvccTransactionManager, readonly: bool) -> None:
+        self._manager = manager
+        self.readonly = readonly
+        self._writes: dict[bytes, bytes | None] = {}
+        self._for_update: set[bytes] | None = None
+        self._snapshot: Snapshot | None = None
+        self._start = -1
+        self._done = False
+
+    @property
+    def finished(self) -> bool:
+        return self._done
+
+    def _view(self) -> Snapshot:
+        if self._done:
+            raise TransactionClosed("the transaction is finished; start a new one")
+        snapshot = self._snapshot
+        if snapshot is None:
+            snapshot = self._snapshot = self._manager._snapshot_for(self)
+        return snapshot
+
+    def read(self, key: bytes, *, for_update: bool = False) -> bytes | None:
+        if for_update and not self.readonly:
+            if self._for_update is None:
+                self._for_update = set()
+            self._for_update.add(key)
+        writes = self._writes
+        if key in writes:
+            return writes[key]
+        return self._view().get(key)
+
+    def read_many(self, keys: list[bytes]) -> list[bytes | None]:
+        snapshot = self._view()
+        writes = self._writes
+        if not writes:
+            return snapshot.multi_get(keys)
+        values = snapshot.multi_get([k for k in keys if k not in writes])
+        it = iter(values)
+        return [writes[k] if k in writes else next(it) for k in keys]
+
+    def read_range(
+        self, start: bytes, end: bytes | None, *, reverse: bool = False
+    ) -> Iterator[KeyValue]:
+        stored = self._view().scan(start, end, reverse=reverse)
+        own = sorted(
+            (item for item in self._writes.items()
+             if start <= item[0] and (end is None or item[0] < end)),
+            reverse=reverse,
+        )
+        if not own:
+            return stored
+        return _overlay(stored, own, reverse)
+
+    def write(self, key: bytes, value: bytes | None) -> None:
+        if self.readonly or self._done:
+            self._refuse_write()
+        self._writes[key] = value
+
+    def _refuse_write(self) -> None:
+        if self._done:
+            raise TransactionClosed("the transaction is finished; start a new one")
+        raise ReadOnlyTransaction("cannot write in a read-only transaction")
+
+    def commit(self) -> None:
+        if self._done:
+            raise TransactionClosed("the transaction is already finished")
+        self._done = True
+        try:
+            if self._writes:
+                self._manager._commit(self)
+        finally:
+            self._manager._finish(self)
+
+    def rollback(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._writes = {}
+        self._manager._finish(self)
+
+    def __del__(self) -> None:
+        if not self._done and self._snapshot is not None:
+            self.rollback()
+
+
+def _overlay(
+    stored: Iterator[KeyValue], own: list[tuple[bytes, bytes | None]], reverse: bool
+) -> Iterator[KeyValue]:
+    """Merge a snapshot range with buffered writes: buffered ones win, ``None`` hides."""
+    own_keys = {key for key, _ in own}
+    unshadowed = (pair for pair in stored if pair[0] not in own_keys)
+    for key, value in heapq.merge(own, unshadowed, key=itemgetter(0), reverse=reverse):
+        if value is not None:
+            yield key, value

@@ -1,0 +1,1 @@
+"""One abstract contract per subsystem; plugins implement them, the kernel calls them."""

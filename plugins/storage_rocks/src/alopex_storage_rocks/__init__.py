@@ -1,0 +1,1 @@
+"""The ``rocks`` storage engine for Alopex: RocksDB through rocksdict."""
