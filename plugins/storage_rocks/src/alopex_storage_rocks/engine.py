@@ -1,14 +1,23 @@
 """RocksDB behind the Alopex storage contract.
 
-rocksdict's read-option bounds do not work in raw mode, so scans seek with ``from_key``
-and stop at the end bound in Python.
+Two rocksdict 0.3 gaps are bridged here. Read-option bounds do not work in raw mode, so
+scans seek with ``from_key`` and stop at the end bound in Python. Snapshot iterators
+ignore their snapshot (point reads honour it), so a snapshot scan iterates the current
+state -- pinned when the iterator is created -- and restores the keys written since the
+snapshot from snapshot point reads. The engine logs which keys each write touched while
+any snapshot is open.
 """
 
 from __future__ import annotations
 
+import heapq
 import os
+import threading
+import weakref
+from collections import deque
 from collections.abc import Iterator, Sequence
 from itertools import dropwhile, takewhile
+from operator import itemgetter
 from typing import Any
 
 import rocksdict
@@ -58,6 +67,12 @@ class RocksEngine(StorageEngine):
         self._durable.disable_wal = sync == "off"
         self._lazy = rocksdict.WriteOptions()
         self._lazy.disable_wal = sync == "off"
+        self._lock = threading.Lock()
+        self._seq = 0  # writes so far
+        self._log: deque[tuple[int, tuple[bytes, ...]]] = deque()  # while snapshots are open
+        self._snapshots: dict[int, int] = {}  # seq -> open snapshots
+        self._live: weakref.WeakSet[RocksSnapshot] = weakref.WeakSet()
+        self._closed = False
 
     @classmethod
     def open(cls, options: StorageOptions) -> RocksEngine:
@@ -102,19 +117,53 @@ class RocksEngine(StorageEngine):
                 delete(key)
             else:
                 put(key, value)
-        try:
-            self._db.write(wb, self._durable if durable else self._lazy)
-        except Exception as err:
-            raise _wrap(err, "writing a batch") from err
+        with self._lock:
+            try:
+                self._db.write(wb, self._durable if durable else self._lazy)
+            except Exception as err:
+                raise _wrap(err, "writing a batch") from err
+            self._seq += 1
+            if self._snapshots:
+                self._log.append((self._seq, tuple(batch)))
 
     def snapshot(self) -> RocksSnapshot:
-        return RocksSnapshot(self._db.snapshot())
+        with self._lock:
+            seq = self._seq
+            self._snapshots[seq] = self._snapshots.get(seq, 0) + 1
+            snapshot = RocksSnapshot(self, self._db.snapshot(), seq)
+            self._live.add(snapshot)
+            return snapshot
+
+    def _scan_since(self, seq: int, start: bytes, end: bytes | None,
+                    reverse: bool) -> tuple[Iterator[KeyValue], set[bytes]]:
+        """A current-state range iterator and the keys written after ``seq`` up to it."""
+        with self._lock:
+            pairs = _range(self._db.items, start, end, reverse)
+            changed = {key for logged, keys in self._log if logged > seq for key in keys}
+        return pairs, changed
+
+    def _release(self, seq: int) -> None:
+        with self._lock:
+            left = self._snapshots[seq] - 1
+            if left:
+                self._snapshots[seq] = left
+            else:
+                del self._snapshots[seq]
+            oldest = min(self._snapshots, default=None)
+            while self._log and (oldest is None or self._log[0][0] <= oldest):
+                self._log.popleft()
 
     def flush(self) -> None:
         self._db.flush()
         self._db.flush_wal(True)
 
     def close(self) -> None:
+        """Close open snapshots first: each pins the database until it is dropped."""
+        if self._closed:
+            return
+        self._closed = True
+        for snapshot in list(self._live):
+            snapshot.close()
         try:
             self._db.flush_wal(True)
         finally:
@@ -134,14 +183,14 @@ class RocksEngine(StorageEngine):
 
 
 class RocksSnapshot(Snapshot):
-    def __init__(self, snapshot: rocksdict.Snapshot) -> None:
+    def __init__(self, engine: RocksEngine, snapshot: rocksdict.Snapshot, seq: int) -> None:
+        self._engine = engine
         self._snapshot: rocksdict.Snapshot | None = snapshot
+        self._seq = seq
 
     def get(self, key: bytes) -> bytes | None:
         try:
             return self._snapshot[key]  # type: ignore[index,no-any-return]
-        except KeyError:
-            return None
         except Exception as err:
             if self._snapshot is None:
                 raise StorageError("snapshot is closed") from None
@@ -154,7 +203,25 @@ class RocksSnapshot(Snapshot):
     ) -> Iterator[KeyValue]:
         if self._snapshot is None:
             raise StorageError("snapshot is closed")
-        return _range(self._snapshot.items, start, end, reverse)
+        pairs, changed = self._engine._scan_since(self._seq, start, end, reverse)
+        if not changed:
+            return pairs
+        get = self.get
+        restored = sorted(
+            (
+                (key, value)
+                for key in changed
+                if key >= start and (end is None or key < end) and (value := get(key)) is not None
+            ),
+            reverse=reverse,
+        )
+        unchanged = (pair for pair in pairs if pair[0] not in changed)
+        return heapq.merge(unchanged, restored, key=itemgetter(0), reverse=reverse)
 
     def close(self) -> None:
-        self._snapshot = None
+        if self._snapshot is not None:
+            self._snapshot = None
+            self._engine._release(self._seq)
+
+    def __del__(self) -> None:
+        self.close()
