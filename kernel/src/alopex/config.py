@@ -85,9 +85,7 @@ def read_config(config: ConfigSource) -> RawConfig:
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"config file {source!r} is not valid TOML: {err}") from err
     else:
-        raise ConfigError(
-            f"config must be a TOML file path or a dict, not {type(config).__name__}"
-        )
+        raise ConfigError(f"config must be a TOML file path or a dict, not {type(config).__name__}")
     mode = user.get("mode", DEFAULT_MODE)
     if not isinstance(mode, str):
         raise ConfigError(f"'mode' in {source} must be a string, got {mode!r}")

@@ -76,8 +76,14 @@ class Connection:
             raise _key_error("key", key)
         self._txns.apply({KV + key: None})
 
-    def scan(self, start: bytes = b"", end: bytes | None = None, *,
-             prefix: bytes | None = None, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
+    def scan(
+        self,
+        start: bytes = b"",
+        end: bytes | None = None,
+        *,
+        prefix: bytes | None = None,
+        reverse: bool = False,
+    ) -> Iterator[tuple[bytes, bytes]]:
         """``(key, value)`` pairs with ``start <= key < end`` (or starting with ``prefix``),
         in key order or reversed, from one consistent snapshot."""
         low, high = _kv_range(start, end, prefix)
@@ -148,8 +154,14 @@ class Transaction:
             raise _key_error("key", key)
         self._tx.write(KV + key, None)
 
-    def scan(self, start: bytes = b"", end: bytes | None = None, *,
-             prefix: bytes | None = None, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
+    def scan(
+        self,
+        start: bytes = b"",
+        end: bytes | None = None,
+        *,
+        prefix: bytes | None = None,
+        reverse: bool = False,
+    ) -> Iterator[tuple[bytes, bytes]]:
         low, high = _kv_range(start, end, prefix)
         return _strip(self._tx.read_range(low, high, reverse=reverse))
 

@@ -46,9 +46,17 @@ class Database:
     _open: ClassVar[dict[str, Database]] = {}
     _registry_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, key: str, path: Path | None, settings: Settings, engine_name: str,
-                 engine: StorageEngine, consensus: Consensus, txns: TransactionManager,
-                 lock: DirectoryLock | None) -> None:
+    def __init__(
+        self,
+        key: str,
+        path: Path | None,
+        settings: Settings,
+        engine_name: str,
+        engine: StorageEngine,
+        consensus: Consensus,
+        txns: TransactionManager,
+        lock: DirectoryLock | None,
+    ) -> None:
         self.key = key
         self.path = path
         self.settings = settings
@@ -95,8 +103,7 @@ class Database:
                 self._lock.release()
 
     @classmethod
-    def _open_new(cls, key: str, target: str, settings: Settings,
-                  plugins: PluginSet) -> Database:
+    def _open_new(cls, key: str, target: str, settings: Settings, plugins: PluginSet) -> Database:
         engine_name = settings["storage.engine"]
         if target == MEMORY:
             if "storage.engine" in settings.explicit and engine_name != "memory":
@@ -242,7 +249,8 @@ class DirectoryLock:
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
             os.close(fd)
-            raise DatabaseLocked(str(self.path), int(holder) if holder.isdigit() else None)
+            pid = int(holder) if holder.isdigit() else None
+            raise DatabaseLocked(str(self.path), pid) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd

@@ -12,7 +12,7 @@ class AlopexError(Exception):
     """Root of every error Alopex raises (PEP 249 ``Error``)."""
 
 
-class Warning(Exception):  # noqa: A001 - the PEP 249 name
+class Warning(Exception):
     """PEP 249 ``Warning``: important but non-fatal conditions."""
 
 

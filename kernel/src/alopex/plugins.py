@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import importlib.metadata as metadata
 import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
+from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -94,8 +94,12 @@ class PluginPolicy:
 class PluginSet:
     """The plugins loaded under one policy, with one typed method per hook."""
 
-    def __init__(self, pm: pluggy.PluginManager, infos: dict[str, PluginInfo],
-                 failed: dict[str, BaseException]) -> None:
+    def __init__(
+        self,
+        pm: pluggy.PluginManager,
+        infos: dict[str, PluginInfo],
+        failed: dict[str, BaseException],
+    ) -> None:
         self._pm = pm
         self.infos = infos
         #: autoloaded plugins that raised while loading (skipped with a warning)
@@ -159,8 +163,13 @@ class PluginSet:
         return cls(pm, infos, failed)
 
     @staticmethod
-    def _register(pm: pluggy.PluginManager, module: object, name: str, dist: str,
-                  infos: Mapping[str, PluginInfo]) -> None:
+    def _register(
+        pm: pluggy.PluginManager,
+        module: object,
+        name: str,
+        dist: str,
+        infos: Mapping[str, PluginInfo],
+    ) -> None:
         if name in infos:
             raise PluginConflict(
                 f"two plugins are named {name!r}: distributions {infos[name].distribution} "
@@ -169,19 +178,21 @@ class PluginSet:
         pm.register(module, name=name)
 
     @classmethod
-    def _load_module(cls, pm: pluggy.PluginManager, name: str,
-                     infos: dict[str, PluginInfo], installed: list[str]) -> None:
+    def _load_module(
+        cls, pm: pluggy.PluginManager, name: str, infos: dict[str, PluginInfo], installed: list[str]
+    ) -> None:
         """An allow-list name that is no entry point may be an importable module path."""
         try:
             module = importlib.import_module(name)
         except ImportError as err:
             raise PluginNotFound(
                 f"plugin {name!r} is named in config but is not installed "
-                f"(installed plugins: {', '.join(installed) or 'none'})"
-                + _install_hint(name)
+                f"(installed plugins: {', '.join(installed) or 'none'})" + _install_hint(name)
             ) from err
         except Exception as err:
-            raise PluginError(f"plugin module {name!r} named in config failed to load: {err}") from err
+            raise PluginError(
+                f"plugin module {name!r} named in config failed to load: {err}"
+            ) from err
         cls._register(pm, module, name, "(module)", infos)
         infos[name] = PluginInfo(name, "(module)", "", module.__name__)
 
@@ -191,8 +202,8 @@ class PluginSet:
         found: dict[str, Backend[Any]] = {}
         # Call each implementation ourselves so every record can carry its plugin's name.
         for impl in reversed(getattr(self._pm.hook, hook).get_hookimpls()):
-            for record in impl.function() or ():
-                record = attrs.evolve(record, plugin=impl.plugin_name)
+            for registered in impl.function() or ():
+                record = attrs.evolve(registered, plugin=impl.plugin_name)
                 if record.name in found:
                     first = self.infos[found[record.name].plugin].distribution
                     second = self.infos[impl.plugin_name].distribution
@@ -230,9 +241,7 @@ class PluginSet:
         if key in available:
             return available[key]
         label = kind.rstrip("s").replace("_", " ")
-        message = (
-            f"no {label} named {name!r}; installed: {', '.join(sorted(available)) or 'none'}"
-        )
+        message = f"no {label} named {name!r}; installed: {', '.join(sorted(available)) or 'none'}"
         close = difflib.get_close_matches(key, available, n=1)
         if close:
             message += f" (did you mean {close[0]!r}?)"
@@ -278,4 +287,3 @@ def _install_hint(name: str) -> str:
     if extra is None:
         return "; no known distribution provides it"
     return f"; install it with: pip install 'alopex[{extra}]'"
-

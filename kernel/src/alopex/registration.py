@@ -6,12 +6,16 @@ config and calls its factory once, when a database opens.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
 import attrs
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _capabilities(names: Iterable[str]) -> frozenset[str]:
+    return frozenset(names)
 
 
 def _normalize_name(name: str) -> str:
@@ -30,7 +34,7 @@ class Backend(Generic[F]):
     name: str = attrs.field(converter=_normalize_name)
     factory: F
     description: str = ""
-    capabilities: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    capabilities: frozenset[str] = attrs.field(default=frozenset(), converter=_capabilities)
     #: Filled in by the kernel: the plugin (entry-point name) that registered it.
     plugin: str = ""
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from alopex.contracts.index import Ids, IndexOptions, Vectors, VectorIndex
+from alopex.contracts.index import Ids, IndexOptions, VectorIndex, Vectors
 from alopex.errors import InvalidArgument
 
 
@@ -25,7 +25,7 @@ class FlatIndex(VectorIndex):
         matrix = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.options.dim)
         if self.options.metric == "cosine":
             norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-            matrix = matrix / np.where(norms == 0, 1, norms)
+            matrix = (matrix / np.where(norms == 0, 1, norms)).astype(np.float32)
         return matrix
 
     def add(self, ids: Ids, vectors: Vectors) -> None:
@@ -62,9 +62,7 @@ class FlatIndex(VectorIndex):
             matrix, ids = matrix[mask], ids[mask]
         q = self._prepare(queries)
         if self.options.metric == "l2":
-            dist = (
-                (q * q).sum(1)[:, None] - 2 * q @ matrix.T + (matrix * matrix).sum(1)[None, :]
-            )
+            dist = (q * q).sum(1)[:, None] - 2 * q @ matrix.T + (matrix * matrix).sum(1)[None, :]
         elif self.options.metric == "cosine":
             dist = 1.0 - q @ matrix.T
         else:

@@ -12,7 +12,6 @@ from typing import Any
 
 from sortedcontainers import SortedDict
 
-from alopex.errors import StorageError
 from alopex.contracts.storage import (
     KeyValue,
     Snapshot,
@@ -20,8 +19,10 @@ from alopex.contracts.storage import (
     StorageOptions,
     WriteBatch,
 )
+from alopex.errors import StorageError
 
 _CHUNK = 512  # keys resolved per lock acquisition during a scan
+
 
 class MemoryEngine(StorageEngine):
     """Everything in process memory; nothing survives ``close()``."""
@@ -104,7 +105,7 @@ class MemoryEngine(StorageEngine):
             self._stale.clear()
 
     def _value_at(self, key: bytes, seq: int) -> bytes | None:
-        history = self._versions.get(key)
+        history: list[tuple[int, bytes | None]] | None = self._versions.get(key)
         if history is None:
             return None
         for version_seq, value in reversed(history):
@@ -112,8 +113,9 @@ class MemoryEngine(StorageEngine):
                 return value
         return None
 
-    def _chunk(self, seq: int, start: bytes, end: bytes | None, reverse: bool,
-               after: bytes | None) -> tuple[list[KeyValue], bytes | None]:
+    def _chunk(
+        self, seq: int, start: bytes, end: bytes | None, reverse: bool, after: bytes | None
+    ) -> tuple[list[KeyValue], bytes | None]:
         """Live pairs at ``seq`` among the next ``_CHUNK`` keys past ``after``, and the
         last key examined (``None`` once the range is exhausted).
 
@@ -184,4 +186,3 @@ class MemorySnapshot(Snapshot):
 
     def __del__(self) -> None:
         self.close()
-

@@ -31,8 +31,9 @@ from alopex.errors import (
 class MvccTransactionManager(TransactionManager):
     """Serialises commits and remembers recent write sets for as long as a snapshot needs them."""
 
-    def __init__(self, engine: StorageEngine, consensus: Consensus,
-                 settings: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, engine: StorageEngine, consensus: Consensus, settings: dict[str, Any] | None = None
+    ) -> None:
         self._engine = engine
         self._consensus = consensus
         self._lock = threading.Lock()
@@ -43,8 +44,9 @@ class MvccTransactionManager(TransactionManager):
         self._closed = False
 
     @classmethod
-    def open(cls, engine: StorageEngine, consensus: Consensus,
-             settings: dict[str, Any]) -> MvccTransactionManager:
+    def open(
+        cls, engine: StorageEngine, consensus: Consensus, settings: dict[str, Any]
+    ) -> MvccTransactionManager:
         return cls(engine, consensus, settings)
 
     def begin(self, *, readonly: bool = False) -> MvccTransaction:
@@ -121,8 +123,15 @@ class MvccTransactionManager(TransactionManager):
 class MvccTransaction(Transaction):
     """One transaction; use it from one thread at a time."""
 
-    __slots__ = ("_manager", "readonly", "_writes", "_for_update", "_snapshot", "_start",
-                 "_done")
+    __slots__ = (
+        "_done",
+        "_for_update",
+        "_manager",
+        "_snapshot",
+        "_start",
+        "_writes",
+        "readonly",
+    )
 
     def __init__(self, manager: MvccTransactionManager, readonly: bool) -> None:
         self._manager = manager
@@ -169,8 +178,11 @@ class MvccTransaction(Transaction):
     ) -> Iterator[KeyValue]:
         stored = self._view().scan(start, end, reverse=reverse)
         own = sorted(
-            (item for item in self._writes.items()
-             if start <= item[0] and (end is None or item[0] < end)),
+            (
+                item
+                for item in self._writes.items()
+                if start <= item[0] and (end is None or item[0] < end)
+            ),
             reverse=reverse,
         )
         if not own:

@@ -14,8 +14,11 @@ from alopex.registration import Backend, ConfigKey
 def alopex_storage_engines() -> Sequence[Backend[Any]]:
     from alopex.builtin.memory import MemoryEngine
 
-    return [Backend("memory", MemoryEngine.open, "in-process sorted dict; nothing persists",
-                    {"snapshots"})]
+    return [
+        Backend(
+            "memory", MemoryEngine.open, "in-process sorted dict; nothing persists", {"snapshots"}
+        )
+    ]
 
 
 @hookimpl
@@ -29,8 +32,13 @@ def alopex_index_providers() -> Sequence[Backend[Any]]:
 def alopex_transaction_managers() -> Sequence[Backend[Any]]:
     from alopex.builtin.mvcc import MvccTransactionManager
 
-    return [Backend("mvcc", MvccTransactionManager.open,
-                    "snapshot isolation, optimistic, first committer wins")]
+    return [
+        Backend(
+            "mvcc",
+            MvccTransactionManager.open,
+            "snapshot isolation, optimistic, first committer wins",
+        )
+    ]
 
 
 @hookimpl
@@ -50,16 +58,33 @@ def alopex_transports() -> Sequence[Backend[Any]]:
 @hookimpl
 def alopex_config_keys() -> Sequence[ConfigKey]:
     return [
-        ConfigKey("plugins", "autoload", bool, True,
-                  "load every installed plugin (else only those in 'allow')"),
-        ConfigKey("plugins", "allow", list, [],
-                  "plugins to load; when set, only these (a broken one is fatal)"),
+        ConfigKey(
+            "plugins",
+            "autoload",
+            bool,
+            True,
+            "load every installed plugin (else only those in 'allow')",
+        ),
+        ConfigKey(
+            "plugins",
+            "allow",
+            list,
+            [],
+            "plugins to load; when set, only these (a broken one is fatal)",
+        ),
         ConfigKey("plugins", "block", list, [], "plugins never to load"),
-        ConfigKey("storage", "engine", str, "rocks",
-                  "storage engine by name (see `alopex plugins`)"),
-        ConfigKey("storage", "sync", str, "full",
-                  "durability: full (survives power loss), normal (survives a process "
-                  "crash), off (may lose recent commits in a crash)", SYNC_MODES),
+        ConfigKey(
+            "storage", "engine", str, "rocks", "storage engine by name (see `alopex plugins`)"
+        ),
+        ConfigKey(
+            "storage",
+            "sync",
+            str,
+            "full",
+            "durability: full (survives power loss), normal (survives a process "
+            "crash), off (may lose recent commits in a crash)",
+            SYNC_MODES,
+        ),
         ConfigKey("transaction", "manager", str, "mvcc", "transaction manager by name"),
         ConfigKey("consensus", "backend", str, "local", "consensus backend by name"),
         ConfigKey("transport", "name", str, "embedded", "transport by name"),

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 import alopex
 from alopex.config import read_config, validate
@@ -25,7 +26,10 @@ err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 config_option = click.option(
-    "--config", "-c", type=click.Path(dir_okay=False), default=None,
+    "--config",
+    "-c",
+    type=click.Path(dir_okay=False),
+    default=None,
     help="TOML config file laid over modes/embedded.toml.",
 )
 
@@ -38,7 +42,9 @@ def reports_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except AlopexError as err:
-            err_console.print(f"[bold red]error:[/] {type(err).__name__}: {err}", highlight=False)
+            err_console.print(
+                Text("error: ", style="bold red") + Text(f"{type(err).__name__}: {err}")
+            )
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
@@ -89,14 +95,16 @@ def plugins(config: str | None) -> None:
         table.add_column(column)
     for name, info in sorted(loaded.infos.items()):
         provides = ", ".join(loaded.provided_by(name)) or "-"
-        table.add_row(name, info.distribution, info.version, provides,
-                      "yes" if name in active else "")
+        table.add_row(
+            name, info.distribution, info.version, provides, "yes" if name in active else ""
+        )
     for name, error in sorted(loaded.failed.items()):
-        table.add_row(name, "?", "?", f"[red]failed to load: {error!r}[/]", "")
+        table.add_row(name, "?", "?", Text(f"failed to load: {error!r}", style="red"), "")
     console.print(table)
     console.print(
         f"storage.engine = {settings['storage.engine']!r}, "
-        f"storage.sync = {settings['storage.sync']!r}", highlight=False,
+        f"storage.sync = {settings['storage.sync']!r}",
+        highlight=False,
     )
 
 
@@ -116,7 +124,7 @@ def info(path: str, config: str | None) -> None:
     table.add_column("fact", style="bold")
     table.add_column("value")
     for key, value in _flatten(facts):
-        table.add_row(key, str(value))
+        table.add_row(key, Text(str(value)))
     console.print(table)
 
 
@@ -217,8 +225,16 @@ def kv_delete(path: str, key: str, as_hex: bool, config: str | None) -> None:
 @hex_option
 @config_option
 @reports_errors
-def kv_scan(path: str, start: str, end: str | None, prefix: str | None, reverse: bool,
-            limit: int, as_hex: bool, config: str | None) -> None:
+def kv_scan(
+    path: str,
+    start: str,
+    end: str | None,
+    prefix: str | None,
+    reverse: bool,
+    limit: int,
+    as_hex: bool,
+    config: str | None,
+) -> None:
     """List keys and values in key order."""
     _require_existing(path)
     table = Table("key", "value")
@@ -232,7 +248,7 @@ def kv_scan(path: str, start: str, end: str | None, prefix: str | None, reverse:
         for n, (key, value) in enumerate(pairs):
             if n >= limit:
                 break
-            table.add_row(_show(key, as_hex), _show(value, as_hex))
+            table.add_row(Text(_show(key, as_hex)), Text(_show(value, as_hex)))
     console.print(table)
 
 

@@ -69,20 +69,33 @@ def verify(path: Path, engine: str, acked: int, acked_durable: bool) -> int:
     return held
 
 
-def run_crash_rounds(engine: str, path: Path, *, sync: str, rounds: int,
-                     acked_durable: bool = True, seed: int | None = None) -> None:
+def run_crash_rounds(
+    engine: str,
+    path: Path,
+    *,
+    sync: str,
+    rounds: int,
+    acked_durable: bool = True,
+    seed: int | None = None,
+) -> None:
     """Kill a committing child ``rounds`` times; verify after each kill."""
     rng = random.Random(seed)
     acked = -1
     held = 0
     for round_no in range(rounds):
         proc = subprocess.Popen(
-            [sys.executable, "-c",
-             "import sys; from alopex.testing.crash import child; child(*sys.argv[1:])",
-             str(path), engine, sync],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [
+                sys.executable,
+                "-c",
+                "import sys; from alopex.testing.crash import child; child(*sys.argv[1:])",
+                str(path),
+                engine,
+                sync,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
-        assert proc.stdout is not None
+        assert proc.stdout is not None and proc.stderr is not None
         # Kill at a random moment: sometimes during start-up, mostly while committing.
         if rng.random() < 0.8:
             line = proc.stdout.readline()

@@ -27,8 +27,9 @@ batches = st.dictionaries(keys, st.none() | values, max_size=8)
 bounds = st.none() | keys
 
 
-def _expected(model: dict[bytes, bytes], start: bytes, end: bytes | None,
-              reverse: bool) -> list[tuple[bytes, bytes]]:
+def _expected(
+    model: dict[bytes, bytes], start: bytes, end: bytes | None, reverse: bool
+) -> list[tuple[bytes, bytes]]:
     pairs = sorted((k, v) for k, v in model.items() if k >= start and (end is None or k < end))
     return pairs[::-1] if reverse else pairs
 
@@ -80,8 +81,9 @@ def storage_machine(
         @rule(prefix=keys, reverse=st.booleans())
         def scan_prefix(self, prefix: bytes, reverse: bool) -> None:
             got = list(self.engine.scan_prefix(prefix, reverse=reverse))
-            expected = [(k, v) for k, v in _expected(self.model, b"", None, reverse)
-                        if k.startswith(prefix)]
+            expected = [
+                (k, v) for k, v in _expected(self.model, b"", None, reverse) if k.startswith(prefix)
+            ]
             assert got == expected
 
         @rule(target=snapshots)
@@ -89,8 +91,14 @@ def storage_machine(
             return self.engine.snapshot(), dict(self.model), self.generation
 
         @rule(pair=snapshots, start=keys, end=bounds, reverse=st.booleans(), key=keys)
-        def read_snapshot(self, pair: tuple[Snapshot, dict[bytes, bytes], int], start: bytes,
-                          end: bytes | None, reverse: bool, key: bytes) -> None:
+        def read_snapshot(
+            self,
+            pair: tuple[Snapshot, dict[bytes, bytes], int],
+            start: bytes,
+            end: bytes | None,
+            reverse: bool,
+            key: bytes,
+        ) -> None:
             snapshot, frozen, generation = pair
             if generation != self.generation:
                 with pytest.raises(StorageError):
@@ -98,7 +106,8 @@ def storage_machine(
                 return
             assert snapshot.get(key) == frozen.get(key)
             assert list(snapshot.scan(start, end, reverse=reverse)) == _expected(
-                frozen, start, end, reverse)
+                frozen, start, end, reverse
+            )
 
         @rule(pair=consumes(snapshots))
         def close_snapshot(self, pair: tuple[Snapshot, Any]) -> None:

@@ -20,9 +20,24 @@ from alopex.testing.model import storage_machine
 
 #: keys whose byte order trips naive comparisons: empty, NUL and 0xFF runs, prefixes
 AWKWARD_KEYS = [
-    b"", b"\x00", b"\x00\x00", b"\x00\x01", b"\x00\xff", b"\x01", b"\x7f", b"\x80",
-    b"a", b"a\x00", b"a\xff", b"ab", b"b", b"\xfe\xff", b"\xff", b"\xff\x00",
-    b"\xff\xff", b"\xff\xff\xff",
+    b"",
+    b"\x00",
+    b"\x00\x00",
+    b"\x00\x01",
+    b"\x00\xff",
+    b"\x01",
+    b"\x7f",
+    b"\x80",
+    b"a",
+    b"a\x00",
+    b"a\xff",
+    b"ab",
+    b"b",
+    b"\xfe\xff",
+    b"\xff",
+    b"\xff\x00",
+    b"\xff\xff",
+    b"\xff\xff\xff",
 ]
 
 
@@ -123,8 +138,7 @@ class StorageSuite:
         store.write({b"%04d" % i: b"old" for i in range(2000)}, durable=True)
         pairs = store.scan()
         first = [next(pairs) for _ in range(10)]
-        store.write({b"%04d" % i: (b"new" if i % 2 else None) for i in range(2000)},
-                    durable=True)
+        store.write({b"%04d" % i: (b"new" if i % 2 else None) for i in range(2000)}, durable=True)
         rest = list(pairs)
         assert len(first) + len(rest) == 2000
         assert {v for _, v in first + rest} == {b"old"}
@@ -140,7 +154,7 @@ class StorageSuite:
         assert snapshot.get(b"d") is None
         assert snapshot.multi_get([b"a", b"d"]) == [b"1", None]
         assert list(snapshot.scan()) == [(b"a", b"1"), (b"b", b"2"), (b"c", b"3")]
-        assert list(snapshot.scan(reverse=True))[0] == (b"c", b"3")
+        assert next(iter(snapshot.scan(reverse=True))) == (b"c", b"3")
         assert list(snapshot.scan_prefix(b"b")) == [(b"b", b"2")]
         assert list(store.scan()) == [(b"b", b"two"), (b"c", b"3"), (b"d", b"4")]
         snapshot.close()
@@ -218,8 +232,9 @@ class StorageSuite:
         machine = storage_machine(self.open, tmp_path, is_persistent(self.engine))
         run_state_machine_as_test(
             machine,
-            settings=settings(max_examples=self.machine_examples, stateful_step_count=40,
-                              deadline=None),
+            settings=settings(
+                max_examples=self.machine_examples, stateful_step_count=40, deadline=None
+            ),
         )
 
     @pytest.mark.parametrize("sync", ["full", "normal"])

@@ -16,8 +16,9 @@ import alopex
 from alopex.testing._engines import is_persistent
 
 
-def retry(db: alopex.Connection, work: Callable[[alopex.Transaction], None],
-          attempts: int = 200) -> int:
+def retry(
+    db: alopex.Connection, work: Callable[[alopex.Transaction], None], attempts: int = 200
+) -> int:
     """Run ``work`` in a transaction until it commits; return how many conflicts it met."""
     for conflicts in range(attempts):
         try:
@@ -207,7 +208,9 @@ class TransactionSuite:
                 src, dst = rng.sample(range(accounts), 2)
                 amount = rng.randrange(1, 50)
 
-                def move(tx: alopex.Transaction) -> None:
+                def move(
+                    tx: alopex.Transaction, src: int = src, dst: int = dst, amount: int = amount
+                ) -> None:
                     a = int(tx.get(b"acct/%02d" % src) or b"0")
                     b = int(tx.get(b"acct/%02d" % dst) or b"0")
                     tx.put(b"acct/%02d" % src, b"%d" % (a - amount))

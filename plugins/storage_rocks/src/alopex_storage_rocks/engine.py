@@ -18,10 +18,9 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from itertools import dropwhile, takewhile
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 import rocksdict
-
 from alopex.contracts.storage import (
     KeyValue,
     Snapshot,
@@ -64,9 +63,10 @@ class RocksEngine(StorageEngine):
         self.get = db.get  # type: ignore[method-assign]  # the hot path: no wrapper frame
         self._durable = rocksdict.WriteOptions()
         self._durable.sync = sync == "full"
-        self._durable.disable_wal = sync == "off"
         self._lazy = rocksdict.WriteOptions()
-        self._lazy.disable_wal = sync == "off"
+        if sync == "off":
+            self._durable.disable_wal(True)
+            self._lazy.disable_wal(True)
         self._lock = threading.Lock()
         self._seq = 0  # writes so far
         self._log: deque[tuple[int, tuple[bytes, ...]]] = deque()  # while snapshots are open
@@ -102,7 +102,9 @@ class RocksEngine(StorageEngine):
         return self._db.get(key)  # pragma: no cover
 
     def multi_get(self, keys: Sequence[bytes]) -> list[bytes | None]:
-        return self._db.get(list(keys)) if keys else []  # type: ignore[no-any-return]
+        if not keys:
+            return []
+        return cast("list[bytes | None]", self._db.get(list(keys)))
 
     def scan(
         self, start: bytes = b"", end: bytes | None = None, *, reverse: bool = False
@@ -134,8 +136,9 @@ class RocksEngine(StorageEngine):
             self._live.add(snapshot)
             return snapshot
 
-    def _scan_since(self, seq: int, start: bytes, end: bytes | None,
-                    reverse: bool) -> tuple[Iterator[KeyValue], set[bytes]]:
+    def _scan_since(
+        self, seq: int, start: bytes, end: bytes | None, reverse: bool
+    ) -> tuple[Iterator[KeyValue], set[bytes]]:
         """A current-state range iterator and the keys written after ``seq`` up to it."""
         with self._lock:
             pairs = _range(self._db.items, start, end, reverse)

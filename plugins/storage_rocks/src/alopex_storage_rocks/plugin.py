@@ -18,8 +18,14 @@ def alopex_storage_engines() -> Sequence[Backend[Any]]:
 
         return RocksEngine.open(options)
 
-    return [Backend("rocks", open_rocks, "RocksDB (rocksdict): LSM tree with WAL",
-                    {"persistent", "snapshots"})]
+    return [
+        Backend(
+            "rocks",
+            open_rocks,
+            "RocksDB (rocksdict): LSM tree with WAL",
+            {"persistent", "snapshots"},
+        )
+    ]
 
 
 @hookimpl
@@ -27,8 +33,8 @@ def alopex_config_keys() -> Sequence[ConfigKey]:
     return [
         ConfigKey(SECTION, "block_cache_mb", int, 64, "block cache size in MiB"),
         ConfigKey(SECTION, "write_buffer_mb", int, 64, "memtable size in MiB"),
-        ConfigKey(SECTION, "compression", str, "lz4", "block compression",
-                  ("none", "lz4", "zstd")),
-        ConfigKey(SECTION, "bloom_bits_per_key", int, 10,
-                  "bloom filter bits per key (0 disables it)"),
+        ConfigKey(SECTION, "compression", str, "lz4", "block compression", ("none", "lz4", "zstd")),
+        ConfigKey(
+            SECTION, "bloom_bits_per_key", int, 10, "bloom filter bits per key (0 disables it)"
+        ),
     ]

@@ -1,0 +1,5 @@
+"""``python -m alopex`` runs the command line."""
+
+from alopex.cli import main
+
+main()
