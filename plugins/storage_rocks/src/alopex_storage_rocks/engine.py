@@ -64,9 +64,9 @@ class RocksEngine(StorageEngine):
         self._durable = rocksdict.WriteOptions()
         self._durable.sync = sync == "full"
         self._lazy = rocksdict.WriteOptions()
-        if sync == "off":
-            self._durable.disable_wal(True)
-            self._lazy.disable_wal(True)
+        if sync == "off":  # a property at run time, though rocksdict's stub says method
+            self._durable.disable_wal = True  # type: ignore[method-assign,assignment]
+            self._lazy.disable_wal = True  # type: ignore[method-assign,assignment]
         self._lock = threading.Lock()
         self._seq = 0  # writes so far
         self._log: deque[tuple[int, tuple[bytes, ...]]] = deque()  # while snapshots are open
