@@ -467,8 +467,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[Spec, list[str], Path | N
     p.add_argument(
         "--sync",
         choices=("full", "normal", "off"),
-        default="normal",
-        help="commit durability for the persistent engines (default normal)",
+        default="full",
+        help="commit durability of the persistent engines (default full, Alopex's default; "
+        "the Rust package fsyncs every commit)",
     )
     p.add_argument("--skip-rust", action="store_true", help="do not run the Rust package")
     p.add_argument(

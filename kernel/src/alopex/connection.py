@@ -31,7 +31,7 @@ def connect(target: str | os.PathLike[str] = MEMORY, *, config: ConfigSource = N
     plugins = PluginSet.load(PluginPolicy.from_settings(raw.data.get("plugins", {})))
     settings = validate(raw, plugins.config_keys)
     transport = plugins.select("transports", settings["transport.name"]).factory()
-    return Connection(transport.open(os.fspath(target), settings, plugins), plugins)
+    return Connection(transport.open(os.fspath(target), settings, plugins))
 
 
 def _key_error(what: str, value: object) -> InvalidArgument:
@@ -42,9 +42,8 @@ def _key_error(what: str, value: object) -> InvalidArgument:
 class Connection:
     """A handle on an open database. Close it (or use ``with``) when done."""
 
-    def __init__(self, database: Database, plugins: PluginSet) -> None:
+    def __init__(self, database: Database) -> None:
         self._database: Database | None = database
-        self.plugins = plugins
         self._engine = database.engine
         self._txns = database.txns
 

@@ -56,6 +56,7 @@ class Database:
         consensus: Consensus,
         txns: TransactionManager,
         lock: DirectoryLock | None,
+        plugins: PluginSet,
     ) -> None:
         self.key = key
         self.path = path
@@ -65,6 +66,7 @@ class Database:
         self.consensus = consensus
         self.txns = txns
         self._lock = lock
+        self.plugins = plugins
         self._users = 0
 
     # -- opening and closing --------------------------------------------------------------
@@ -151,7 +153,7 @@ class Database:
             if lock is not None:
                 lock.release()
             raise
-        return cls(key, path, settings, engine_name, engine, consensus, txns, lock)
+        return cls(key, path, settings, engine_name, engine, consensus, txns, lock, plugins)
 
     # -- facts ----------------------------------------------------------------------------
 

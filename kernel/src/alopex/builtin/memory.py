@@ -21,7 +21,9 @@ from alopex.contracts.storage import (
 )
 from alopex.errors import StorageError
 
-_CHUNK = 512  # keys resolved per lock acquisition during a scan
+# Keys resolved per lock acquisition during a scan: short scans (LIMIT 10) stay cheap,
+# long ones grow to amortise the lock.
+_FIRST_CHUNK, _MAX_CHUNK = 32, 2048
 
 
 class MemoryEngine(StorageEngine):
@@ -114,9 +116,15 @@ class MemoryEngine(StorageEngine):
         return None
 
     def _chunk(
-        self, seq: int, start: bytes, end: bytes | None, reverse: bool, after: bytes | None
+        self,
+        seq: int,
+        start: bytes,
+        end: bytes | None,
+        reverse: bool,
+        after: bytes | None,
+        size: int,
     ) -> tuple[list[KeyValue], bytes | None]:
-        """Live pairs at ``seq`` among the next ``_CHUNK`` keys past ``after``, and the
+        """Live pairs at ``seq`` among the next ``size`` keys past ``after``, and the
         last key examined (``None`` once the range is exhausted).
 
         Chunking keeps the lock short and makes scans safe against concurrent writes.
@@ -135,7 +143,7 @@ class MemoryEngine(StorageEngine):
                 value = self._value_at(key, seq)
                 if value is not None:
                     pairs.append((key, value))
-                if examined == _CHUNK:
+                if examined == size:
                     return pairs, key
             return pairs, None
 
@@ -173,11 +181,13 @@ class MemorySnapshot(Snapshot):
         if not self._open:
             raise StorageError("snapshot is closed")
         after: bytes | None = None
+        size = _FIRST_CHUNK
         while True:
-            pairs, after = self._engine._chunk(self._seq, start, end, reverse, after)
+            pairs, after = self._engine._chunk(self._seq, start, end, reverse, after, size)
             yield from pairs
             if after is None:
                 return
+            size = min(size * 2, _MAX_CHUNK)
 
     def close(self) -> None:
         if self._open:

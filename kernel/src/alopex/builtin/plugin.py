@@ -89,8 +89,3 @@ def alopex_config_keys() -> Sequence[ConfigKey]:
         ConfigKey("consensus", "backend", str, "local", "consensus backend by name"),
         ConfigKey("transport", "name", str, "embedded", "transport by name"),
     ]
-
-
-@hookimpl
-def alopex_cli_commands() -> Sequence[Any]:
-    return []
