@@ -29,8 +29,9 @@ from itertools import islice, repeat
 from pathlib import Path
 from typing import Any
 
-import alopex
 import rocksdict
+
+import alopex
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rust_peer import RUST_VERSION, run_rust_kv

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from alopex.plugins import PluginSet
 
 PERSISTENT_ENGINES = sorted(

@@ -7,8 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from alopex.cli import main
 from click.testing import CliRunner
+
+from alopex.cli import main
 
 ALOPEX = [sys.executable, "-m", "alopex"]
 

@@ -16,8 +16,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import alopex
 import pytest
+
+import alopex
 
 from .conftest import PERSISTENT_ENGINES
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
+
 from alopex import hookimpl
 from alopex.builtin.flat import FlatIndex
 from alopex.builtin.local import EmbeddedTransport, LocalConsensus

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import alopex
 import pytest
+
+import alopex
 from alopex.config import read_config, validate
 from alopex.plugins import PluginPolicy, PluginSet
 

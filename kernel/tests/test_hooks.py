@@ -11,14 +11,15 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import alopex
 import numpy as np
 import pytest
+from click.testing import CliRunner
+
+import alopex
 from alopex import hookspecs
 from alopex.cli import main
 from alopex.contracts.index import IndexOptions
 from alopex.plugins import PluginPolicy, PluginSet
-from click.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[2]
 SPY = "spy_alopex_plugin"

@@ -27,8 +27,7 @@ def test_sync_mode_decides_whether_commits_reach_the_wal(
 
 
 def test_engine_settings_are_validated_and_applied(tmp_path: Path) -> None:
-    config = {"storage": {"engine": "rocks", "rocks": {"compression": "zstd",
-                                                      "block_cache_mb": 8}}}
+    config = {"storage": {"engine": "rocks", "rocks": {"compression": "zstd", "block_cache_mb": 8}}}
     with alopex.connect(tmp_path / "db", config=config) as db:
         db.put(b"k", b"v")
         assert db.info()["storage"]["engine"] == "rocks"

@@ -21,6 +21,7 @@ from operator import itemgetter
 from typing import Any, cast
 
 import rocksdict
+
 from alopex.contracts.storage import (
     KeyValue,
     Snapshot,
