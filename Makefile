@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PLUGINS := $(wildcard plugins/*)
+CODE := kernel plugins tests bench
 STAMP := $(VENV)/.installed
 
 .PHONY: install demo test lint format bench clean
@@ -23,13 +24,13 @@ test: install  ## the whole test suite
 	$(PY) -m pytest
 
 lint: install
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check $(CODE)
+	$(VENV)/bin/ruff format --check $(CODE)
 	$(VENV)/bin/mypy
 
 format: install
-	$(VENV)/bin/ruff check --fix .
-	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix $(CODE)
+	$(VENV)/bin/ruff format $(CODE)
 
 bench: install  ## benchmarks against peers (prints tables; not part of the tests)
 	$(PY) bench/kv.py
