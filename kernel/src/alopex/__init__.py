@@ -6,6 +6,24 @@ The public API is re-exported here; everything else is private to the package.
 from __future__ import annotations
 
 from alopex.connection import Connection, Transaction, connect
+from alopex.cursor import Cursor
+from alopex.dbapi import (
+    BINARY,
+    DATETIME,
+    NUMBER,
+    ROWID,
+    STRING,
+    Binary,
+    Date,
+    DateFromTicks,
+    Time,
+    TimeFromTicks,
+    Timestamp,
+    TimestampFromTicks,
+    apilevel,
+    paramstyle,
+    threadsafety,
+)
 from alopex.errors import (
     AlopexError,
     ConfigError,
@@ -35,10 +53,29 @@ from alopex.errors import (
 )
 from alopex.hookspecs import hookimpl
 
+Error = AlopexError  # the PEP 249 name of the root error
+
 __version__ = "0.1.0"
 
 __all__ = [
+    "BINARY",
+    "DATETIME",
+    "NUMBER",
+    "ROWID",
+    "STRING",
     "AlopexError",
+    "Binary",
+    "Cursor",
+    "Date",
+    "DateFromTicks",
+    "Error",
+    "Time",
+    "TimeFromTicks",
+    "Timestamp",
+    "TimestampFromTicks",
+    "apilevel",
+    "paramstyle",
+    "threadsafety",
     "ConfigError",
     "Connection",
     "DataError",

@@ -7,15 +7,18 @@ indexes (other prefixes) never collide with user keys.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from alopex.config import ConfigSource, read_config, validate
 from alopex.contracts.storage import prefix_end
 from alopex.contracts.transaction import Transaction as _StorageTransaction
+from alopex.cursor import Cursor
 from alopex.database import MEMORY, Database
 from alopex.errors import InterfaceError, InvalidArgument
 from alopex.plugins import PluginPolicy, PluginSet
+from alopex.sql.kernels import Params
+from alopex.sql.session import Session
 
 KV = b"k"
 _KV_END = prefix_end(KV)
@@ -44,6 +47,7 @@ class Connection:
 
     def __init__(self, database: Database) -> None:
         self._database: Database | None = database
+        self._session: Session | None = None
         self._engine = database.engine
         self._txns = database.txns
 
@@ -92,15 +96,65 @@ class Connection:
         """``with db.transaction() as tx:`` commits on success, rolls back on an exception."""
         return Transaction(self._txns.begin(readonly=readonly))
 
+    # -- SQL (PEP 249) --------------------------------------------------------------------
+
+    def _sql(self) -> Session:
+        session = self._session
+        if session is None:
+            session = self._session = Session(self.database)
+        return session
+
+    def cursor(self) -> Cursor:
+        return Cursor(self)
+
+    def execute(self, sql: str, parameters: Params | None = None) -> Cursor:
+        """Run one statement (or several separated by ``;``) on a new cursor."""
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql: str, seq_of_parameters: Iterable[Params]) -> Cursor:
+        return self.cursor().executemany(sql, seq_of_parameters)
+
+    def sql(self, sql: str, parameters: Params | None = None) -> Cursor:
+        """DuckDB's spelling of ``execute``."""
+        return self.execute(sql, parameters)
+
+    def commit(self) -> None:
+        if self._session is not None:
+            self._session.commit()
+
+    def rollback(self) -> None:
+        if self._session is not None:
+            self._session.rollback()
+
+    @property
+    def autocommit(self) -> bool:
+        """Off by default (PEP 249): statements run in a transaction until ``commit()``."""
+        return self._sql().autocommit
+
+    @autocommit.setter
+    def autocommit(self, value: bool) -> None:
+        session = self._sql()
+        if value and session.in_transaction:
+            session.commit()
+        session.autocommit = bool(value)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._session is not None and self._session.in_transaction
+
     # -- lifecycle ------------------------------------------------------------------------
 
     def info(self) -> dict[str, Any]:
         return self.database.info()
 
     def close(self) -> None:
-        """Release the database (the last connection of the process closes it)."""
+        """Roll back uncommitted SQL work and release the database (PEP 249); the last
+        connection of the process closes it."""
         database, self._database = self._database, None
         if database is not None:
+            if self._session is not None:
+                self._session.rollback()
+                self._session = None
             self._engine = self._txns = _Closed()  # type: ignore[assignment]
             database.release()
 
@@ -111,7 +165,13 @@ class Connection:
     def __enter__(self) -> Connection:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        """Commit pending SQL work (roll it back on an exception), then close."""
+        if self._database is not None and self._session is not None:
+            if exc_type is None:
+                self._session.commit()
+            else:
+                self._session.rollback()
         self.close()
 
     def __del__(self) -> None:

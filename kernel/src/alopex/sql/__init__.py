@@ -1,0 +1,1 @@
+"""The SQL engine: catalog, planner and vectorized executor on Arrow."""

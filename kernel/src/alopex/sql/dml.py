@@ -1,0 +1,432 @@
+"""INSERT / UPDATE / DELETE: rows become key-value writes, indexes follow.
+
+A statement first computes every write into a local dict, checking constraints against the
+transaction's view plus that dict; only a statement that succeeds passes its writes to the
+transaction, so a failing statement changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
+
+from alopex.contracts.storage import prefix_end
+from alopex.errors import IntegrityError, NotSupportedError, ProgrammingError
+from alopex.sql import kernels as k
+from alopex.sql.catalog import Index, Table
+from alopex.sql.encoding import (
+    decode_row,
+    encode_int,
+    encode_key,
+    encode_row,
+    index_prefix,
+    table_prefix,
+)
+from alopex.sql.expressions import Evaluator
+from alopex.sql.relation import Field, Relation
+from alopex.sql.types import SqlType, coerce
+
+if TYPE_CHECKING:
+    from alopex.sql.session import Context
+
+KEY_FIELD = "\x00key"
+
+
+@lru_cache(maxsize=256)
+def _parse_expression(sql: str) -> exp.Expr:
+    return sqlglot.parse_one(sql, read="sqlite")
+
+
+def default_value(ctx: Context, sql: str, sql_type: SqlType, column: str) -> Any:
+    ev = Evaluator(Relation.single_row(), (), ctx.executor())
+    value = ev.eval(_parse_expression(sql))
+    python = value.as_py() if isinstance(value, pa.Scalar) else value[0].as_py()
+    return coerce(python, sql_type, column)
+
+
+class Writes:
+    """One statement's pending writes over the transaction's view."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.pending: dict[bytes, bytes | None] = {}
+
+    def read(self, key: bytes) -> bytes | None:
+        if key in self.pending:
+            return self.pending[key]
+        return self.ctx.tx.read(key)
+
+    def first_with_prefix(self, prefix: bytes) -> bytes | None:
+        for key, value in self.pending.items():
+            if key.startswith(prefix) and value is not None:
+                return key
+        for key, _ in self.ctx.tx.read_range(prefix, prefix_end(prefix)):
+            if key not in self.pending or self.pending[key] is not None:
+                return key
+        return None
+
+    def apply(self) -> None:
+        write = self.ctx.tx.write
+        for key, value in self.pending.items():
+            write(key, value)
+
+
+def _row_key(ctx: Context, table: Table, row: list[Any]) -> bytes:
+    prefix = table_prefix(table.id)
+    if table.primary_key:
+        return prefix + encode_key([row[p] for p in table.primary_key])
+    return prefix + encode_int(ctx.session.next_rowid(table, ctx.tx))
+
+
+def _index_key(index: Index, row: list[Any], row_key: bytes) -> bytes:
+    return index_prefix(index.id) + encode_key([row[p] for p in index.columns]) + row_key
+
+
+def _describe(table: Table, columns: Sequence[int], row: list[Any]) -> str:
+    names = ", ".join(f"{table.name}.{table.columns[p].name}" for p in columns)
+    values = ", ".join(repr(row[p]) for p in columns)
+    return f"{names} (value {values})"
+
+
+def _check_unique(
+    writes: Writes, table: Table, index: Index, row: list[Any], row_key: bytes
+) -> bytes | None:
+    """The row key of another row holding the same unique values, if any."""
+    values = [row[p] for p in index.columns]
+    if any(v is None for v in values):
+        return None  # NULLs are distinct in UNIQUE constraints
+    prefix = index_prefix(index.id) + encode_key(values)
+    existing = writes.first_with_prefix(prefix)
+    if existing is None:
+        return None
+    other = existing[len(prefix) :]
+    return None if other == row_key else other
+
+
+def _check_row(ctx: Context, table: Table, row: list[Any]) -> None:
+    for position, column in enumerate(table.columns):
+        if column.not_null and row[position] is None:
+            raise IntegrityError(f"NOT NULL constraint failed: {table.name}.{column.name}")
+    if table.checks:
+        relation = _rows_relation(table, [row])
+        for check in table.checks:
+            ev = Evaluator(relation, (), ctx.executor())
+            result = ev.column(_parse_expression(check))[0].as_py()
+            if result is not None and not result:
+                raise IntegrityError(
+                    f"CHECK constraint failed: {table.name} ({check}) for row {tuple(row)!r}"
+                )
+
+
+def _rows_relation(table: Table, rows: list[list[Any]]) -> Relation:
+    from alopex.sql.types import to_arrow
+
+    columns = [to_arrow([row[n] for row in rows], c.type) for n, c in enumerate(table.columns)]
+    return Relation.build(columns, [Field(c.name, table.name) for c in table.columns], len(rows))
+
+
+def _put_row(
+    writes: Writes, table: Table, indexes: list[Index], row: list[Any], key: bytes
+) -> None:
+    writes.pending[key] = encode_row(row)
+    for index in indexes:
+        writes.pending[_index_key(index, row, key)] = b""
+
+
+def _remove_row(writes: Writes, indexes: list[Index], row: list[Any], key: bytes) -> None:
+    writes.pending[key] = None
+    for index in indexes:
+        writes.pending[_index_key(index, row, key)] = None
+
+
+def insert_rows(
+    ctx: Context,
+    table: Table,
+    positions: list[int],
+    rows: Sequence[Sequence[Any]],
+    *,
+    conflict: str = "abort",
+    update: exp.Expr | None = None,
+    writes: Writes | None = None,
+) -> list[list[Any]]:
+    """Insert ``rows`` (values for ``positions``); return the stored rows."""
+    own = writes is None
+    writes = writes or Writes(ctx)
+    indexes = ctx.catalog.indexes_of(table.name)
+    unique = [i for i in indexes if i.unique]
+    defaults = {
+        n: default_value(ctx, c.default, c.type, c.name)
+        for n, c in enumerate(table.columns)
+        if c.default is not None and n not in positions
+    }
+    rowid_alias = (
+        len(table.primary_key) == 1 and table.columns[table.primary_key[0]].type.arrow == pa.int64()
+    )
+    stored: list[list[Any]] = []
+    for values in rows:
+        if len(values) != len(positions):
+            raise ProgrammingError(
+                f"table {table.name} has {len(positions)} columns to fill but "
+                f"{len(values)} values were supplied"
+            )
+        row: list[Any] = [defaults.get(n) for n in range(len(table.columns))]
+        for position, value in zip(positions, values, strict=True):
+            column = table.columns[position]
+            row[position] = coerce(value, column.type, f"{table.name}.{column.name}")
+        if rowid_alias:
+            given = row[table.primary_key[0]]
+            if given is None:
+                row[table.primary_key[0]] = ctx.session.next_rowid(table, ctx.tx)
+            else:  # later automatic ids continue after the largest explicit one
+                ctx.session.next_rowid(table, ctx.tx, at_least=given)
+        _check_row(ctx, table, row)
+        key = _row_key(ctx, table, row)
+        existing = writes.read(key) if table.primary_key else None
+        clash = [
+            (i, other)
+            for i in unique
+            if (other := _check_unique(writes, table, i, row, key)) is not None
+        ]
+        if existing is not None or clash:
+            if conflict == "ignore":
+                continue
+            if conflict == "replace":
+                for old_key in [key] * (existing is not None) + [o for _, o in clash]:
+                    old_raw = writes.read(old_key)
+                    if old_raw is not None:
+                        _remove_row(writes, indexes, decode_row(old_raw), old_key)
+            elif conflict == "update" and update is not None and existing is not None:
+                old = decode_row(existing)
+                new = _apply_set(ctx, table, update, old, excluded=row)
+                _replace(ctx, writes, table, indexes, unique, old, key, new)
+                stored.append(new)
+                continue
+            else:
+                columns = table.primary_key if existing is not None else clash[0][0].columns
+                kind = "PRIMARY KEY" if existing is not None else "UNIQUE"
+                raise IntegrityError(f"{kind} constraint failed: {_describe(table, columns, row)}")
+        _put_row(writes, table, indexes, row, key)
+        stored.append(row)
+    if own:
+        writes.apply()
+    return stored
+
+
+def _apply_set(
+    ctx: Context,
+    table: Table,
+    assignments: exp.Expr,
+    old: list[Any],
+    excluded: list[Any] | None = None,
+) -> list[Any]:
+    relation = _rows_relation(table, [old])
+    if excluded is not None:
+        relation = relation.concat_columns(_rows_relation(table, [excluded]).requalify("excluded"))
+    ev = Evaluator(relation, ctx.params, ctx.executor())
+    new = list(old)
+    for assignment in assignments.expressions:
+        position = table.position(assignment.this.name)
+        value = ev.column(assignment.expression)[0].as_py()
+        column = table.columns[position]
+        new[position] = coerce(value, column.type, f"{table.name}.{column.name}")
+    return new
+
+
+def _replace(
+    ctx: Context,
+    writes: Writes,
+    table: Table,
+    indexes: list[Index],
+    unique: list[Index],
+    old: list[Any],
+    old_key: bytes,
+    new: list[Any],
+) -> None:
+    _check_row(ctx, table, new)
+    new_key = (
+        table_prefix(table.id) + encode_key([new[p] for p in table.primary_key])
+        if table.primary_key
+        else old_key
+    )
+    _remove_row(writes, indexes, old, old_key)
+    if new_key != old_key and writes.read(new_key) is not None:
+        raise IntegrityError(
+            f"PRIMARY KEY constraint failed: {_describe(table, table.primary_key, new)}"
+        )
+    for index in unique:
+        if _check_unique(writes, table, index, new, new_key) is not None:
+            raise IntegrityError(
+                f"UNIQUE constraint failed: {_describe(table, index.columns, new)}"
+            )
+    _put_row(writes, table, indexes, new, new_key)
+
+
+def insert(ctx: Context, node: exp.Insert) -> tuple[int, Relation | None]:
+    target = node.this
+    table_node = target.this if isinstance(target, exp.Schema) else target
+    table = ctx.catalog.table(table_node.name)
+    if isinstance(target, exp.Schema) and target.expressions:
+        positions = [table.position(c.name) for c in target.expressions]
+    else:
+        positions = list(range(len(table.columns)))
+    source = node.expression
+    if source is None:  # DEFAULT VALUES
+        rows: list[Sequence[Any]] = [[]]
+        positions = []
+    elif isinstance(source, exp.Values):
+        ev = Evaluator(Relation.single_row(), ctx.params, ctx.executor())
+        rows = []
+        for row in source.expressions:
+            items = row.expressions if isinstance(row, exp.Tuple) else [row]
+            values = []
+            for item in items:
+                if isinstance(item, exp.Var) and item.name.upper() == "DEFAULT":
+                    values.append(_DEFAULT)
+                    continue
+                value = ev.eval(item)
+                values.append(value.as_py() if isinstance(value, pa.Scalar) else value[0].as_py())
+            rows.append(values)
+    else:
+        relation = ctx.executor().run(source)
+        rows = list(zip(*(c.to_pylist() for c in relation.table.columns), strict=True))
+    conflict = (node.args.get("alternative") or "abort").lower()
+    update = None
+    on_conflict = node.args.get("conflict")
+    if on_conflict is not None:
+        if on_conflict.args.get("nothing"):
+            conflict = "ignore"
+        else:
+            conflict = "update"
+            update = exp.Tuple(expressions=on_conflict.args.get("expressions") or [])
+    if conflict not in ("abort", "ignore", "replace", "update", "fail", "rollback"):
+        raise NotSupportedError(f"INSERT OR {conflict.upper()} is not supported")
+    if any(v is _DEFAULT for row in rows for v in row):
+        rows = [
+            [_fill_default(ctx, table, p, v) for p, v in zip(positions, row, strict=True)]
+            for row in rows
+        ]
+    stored = insert_rows(
+        ctx,
+        table,
+        positions,
+        rows,
+        conflict=conflict if conflict in ("ignore", "replace", "update") else "abort",
+        update=update,
+    )
+    return len(stored), _returning(ctx, node, table, stored)
+
+
+_DEFAULT = object()
+
+
+def _fill_default(ctx: Context, table: Table, position: int, value: Any) -> Any:
+    if value is not _DEFAULT:
+        return value
+    column = table.columns[position]
+    if column.default is None:
+        return None
+    return default_value(ctx, column.default, column.type, column.name)
+
+
+def _returning(
+    ctx: Context, node: exp.Expr, table: Table, rows: list[list[Any]]
+) -> Relation | None:
+    returning = node.args.get("returning")
+    if returning is None:
+        return None
+    relation = _rows_relation(table, rows)
+    ev = Evaluator(relation, ctx.params, ctx.executor())
+    items = ctx.executor()._expand(returning.expressions, relation)
+    from alopex.sql.select import _output_name
+
+    return Relation.build(
+        [ev.column(i) for i in items], [Field(_output_name(i)) for i in items], relation.num_rows
+    )
+
+
+def _matching(ctx: Context, table: Table, where: exp.Expr | None) -> Relation:
+    relation = ctx.scan(table, table.name)
+    if where is not None:
+        ev = Evaluator(relation, ctx.params, ctx.executor())
+        relation = relation.filter(k.mask(ev.eval(where.this), relation.num_rows))
+    return relation
+
+
+def _stored_rows(table: Table, relation: Relation) -> tuple[list[bytes], list[list[Any]]]:
+    keys = relation.column(relation.require(KEY_FIELD)).to_pylist()
+    from alopex.sql.session import python_rows
+
+    columns = list(range(len(table.columns)))
+    rows = [list(r) for r in python_rows(relation, table, columns)]
+    return keys, rows
+
+
+def update(ctx: Context, node: exp.Update) -> tuple[int, Relation | None]:
+    table = ctx.catalog.table(node.this.name)
+    relation = _matching(ctx, table, node.args.get("where"))
+    keys, old_rows = _stored_rows(table, relation)
+    ev = Evaluator(relation, ctx.params, ctx.executor())
+    new_rows = [list(r) for r in old_rows]
+    for assignment in node.expressions:
+        position = table.position(assignment.this.name)
+        column = table.columns[position]
+        values = ev.column(assignment.expression).to_pylist()
+        where = f"{table.name}.{column.name}"
+        for row, value in zip(new_rows, values, strict=True):
+            row[position] = coerce(value, column.type, where)
+    writes = Writes(ctx)
+    indexes = ctx.catalog.indexes_of(table.name)
+    unique = [i for i in indexes if i.unique]
+    for key, old in zip(keys, old_rows, strict=True):
+        _remove_row(writes, indexes, old, key)
+    for key, new in zip(keys, new_rows, strict=True):
+        _check_row(ctx, table, new)
+        new_key = (
+            table_prefix(table.id) + encode_key([new[p] for p in table.primary_key])
+            if table.primary_key
+            else key
+        )
+        if writes.read(new_key) is not None:
+            raise IntegrityError(
+                f"PRIMARY KEY constraint failed: {_describe(table, table.primary_key, new)}"
+            )
+        for index in unique:
+            if _check_unique(writes, table, index, new, new_key) is not None:
+                raise IntegrityError(
+                    f"UNIQUE constraint failed: {_describe(table, index.columns, new)}"
+                )
+        _put_row(writes, table, indexes, new, new_key)
+    writes.apply()
+    return len(keys), _returning(ctx, node, table, new_rows)
+
+
+def delete(ctx: Context, node: exp.Delete) -> tuple[int, Relation | None]:
+    table = ctx.catalog.table(node.this.name)
+    relation = _matching(ctx, table, node.args.get("where"))
+    keys, rows = _stored_rows(table, relation)
+    writes = Writes(ctx)
+    indexes = ctx.catalog.indexes_of(table.name)
+    for key, row in zip(keys, rows, strict=True):
+        _remove_row(writes, indexes, row, key)
+    writes.apply()
+    return len(keys), _returning(ctx, node, table, rows)
+
+
+def build_index(ctx: Context, table: Table, index: Index) -> None:
+    relation = ctx.scan(table, table.name)
+    keys, rows = _stored_rows(table, relation)
+    writes = Writes(ctx)
+    for key, row in zip(keys, rows, strict=True):
+        if index.unique:
+            other = _check_unique(writes, table, index, row, key)
+            if other is not None:
+                raise IntegrityError(
+                    f"UNIQUE constraint failed: {_describe(table, index.columns, row)}"
+                )
+        writes.pending[_index_key(index, row, key)] = b""
+    writes.apply()

@@ -1,0 +1,103 @@
+"""Byte layouts of SQL data in the ordered key space.
+
+Keys are order-preserving (byte order == SQL order), so primary-key ranges and index
+ranges are storage range scans. Row values are msgpack arrays, so a batch of rows decodes
+in one C call (``decode_rows``).
+
+Key space (the KV API owns ``b"k"``)::
+
+    b"s" + name            catalog entries (tables, indexes, views) and counters
+    b"t" + table id (4) + encoded primary key          -> msgpack row
+    b"x" + index id (4) + encoded columns + primary key -> b""
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+import msgpack
+
+from alopex.errors import DataError
+
+CATALOG = b"s"
+ROWS = b"t"
+INDEX = b"x"
+
+_SIGN = 1 << 63
+_pack_double = struct.Struct(">d").pack
+_unpack_u64 = struct.Struct(">Q").unpack
+_NULL, _VALUE = b"\x01", b"\x02"
+
+
+def table_prefix(table_id: int) -> bytes:
+    return ROWS + table_id.to_bytes(4, "big")
+
+
+def index_prefix(index_id: int) -> bytes:
+    return INDEX + index_id.to_bytes(4, "big")
+
+
+def encode_int(value: int) -> bytes:
+    try:
+        return (value + _SIGN).to_bytes(8, "big")
+    except OverflowError:
+        raise DataError(f"integer {value} is outside the 64-bit key range") from None
+
+
+def decode_int(data: bytes) -> int:
+    return int.from_bytes(data[:8], "big") - _SIGN
+
+
+def _encode_float(value: float) -> bytes:
+    bits: int = _unpack_u64(_pack_double(value + 0.0))[0]  # +0.0 folds -0.0 into 0.0
+    bits = bits ^ 0xFFFFFFFFFFFFFFFF if bits & _SIGN else bits | _SIGN
+    return bits.to_bytes(8, "big")
+
+
+def _encode_bytes(value: bytes) -> bytes:
+    return value.replace(b"\x00", b"\x00\xff") + b"\x00\x00"
+
+
+def encode_value(value: Any) -> bytes:
+    """One value as an order-preserving key part; NULL sorts first."""
+    if value is None:
+        return _NULL
+    if isinstance(value, bool):
+        return _VALUE + (b"\x01" if value else b"\x00")
+    if isinstance(value, int):
+        return _VALUE + encode_int(value)
+    if isinstance(value, float):
+        return _VALUE + _encode_float(value)
+    if isinstance(value, str):
+        return _VALUE + _encode_bytes(value.encode())
+    if isinstance(value, bytes):
+        return _VALUE + _encode_bytes(value)
+    raise DataError(f"cannot use {type(value).__name__} {value!r} in a key")
+
+
+def encode_key(values: Sequence[Any]) -> bytes:
+    """A composite key: the concatenation keeps lexicographic SQL order."""
+    return b"".join(encode_value(v) for v in values)
+
+
+# -- rows ---------------------------------------------------------------------------------
+
+_packer = msgpack.Packer(use_bin_type=True)
+
+
+def encode_row(row: Sequence[Any]) -> bytes:
+    return _packer.pack(row)  # type: ignore[no-any-return]
+
+
+def decode_row(data: bytes) -> list[Any]:
+    return msgpack.unpackb(data, raw=False)  # type: ignore[no-any-return]
+
+
+def decode_rows(values: Sequence[bytes]) -> list[list[Any]]:
+    """Decode many rows in one C call by framing them as one msgpack array."""
+    if not values:
+        return []
+    header = b"\xdd" + len(values).to_bytes(4, "big")
+    return msgpack.unpackb(header + b"".join(values), raw=False)  # type: ignore[no-any-return]

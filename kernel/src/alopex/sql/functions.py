@@ -1,0 +1,224 @@
+"""Scalar SQL functions, vectorized with pyarrow.compute (SQLite's core set)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlglot import exp
+
+from alopex.errors import ProgrammingError
+from alopex.sql import kernels as k
+from alopex.sql.kernels import NULL, Value
+
+if TYPE_CHECKING:
+    from alopex.sql.expressions import Evaluator
+
+Impl = Callable[["Evaluator", exp.Func], Value]
+FUNCTIONS: dict[str, Impl] = {}
+
+
+def function(*names: str) -> Callable[[Impl], Impl]:
+    def register(impl: Impl) -> Impl:
+        for name in names:
+            FUNCTIONS[name] = impl
+        return impl
+
+    return register
+
+
+def call(node: exp.Func, ev: Evaluator) -> Value:
+    name = node.name.lower() if isinstance(node, exp.Anonymous) else type(node).__name__.lower()
+    impl = FUNCTIONS.get(name)
+    if impl is None:
+        shown = node.name if isinstance(node, exp.Anonymous) else node.sql_name()
+        raise ProgrammingError(f"no such function: {shown}")
+    return impl(ev, node)
+
+
+def _args(node: exp.Func) -> list[exp.Expr]:
+    if isinstance(node, exp.Anonymous):
+        return list(node.expressions)
+    out: list[exp.Expr] = []
+    for key in node.arg_types:
+        value = node.args.get(key)
+        if isinstance(value, list):
+            out.extend(value)
+        elif isinstance(value, exp.Expr):
+            out.append(value)
+    return out
+
+
+def _text(value: Value) -> Value:
+    if pa.types.is_string(value.type) or k.is_null_type(value):
+        return value
+    return pc.cast(value, pa.string())
+
+
+@function("abs")
+def _abs(ev: Evaluator, node: exp.Func) -> Value:
+    value = k.numeric(ev.eval(node.this))
+    return NULL if k.is_null_type(value) else pc.abs(value)
+
+
+@function("coalesce")
+def _coalesce(ev: Evaluator, node: exp.Func) -> Value:
+    values = k.unify([ev.eval(a) for a in _args(node)])
+    if k.is_null_type(values[0]):
+        return NULL
+    return pc.coalesce(*values)
+
+
+@function("nullif")
+def _nullif(ev: Evaluator, node: exp.Func) -> Value:
+    left, right = ev.eval(node.this), ev.eval(node.expression)
+    equal = pc.fill_null(k.compare("=", left, right), False)
+    return pc.if_else(equal, pa.scalar(None, left.type), left) if not k.is_null_type(left) else NULL
+
+
+@function("if")
+def _iif(ev: Evaluator, node: exp.Func) -> Value:
+    cond = pc.fill_null(k.truth(ev.eval(node.this)), False)
+    yes, no = k.unify([ev.eval(node.args["true"]), ev.eval(node.args.get("false") or exp.Null())])
+    return NULL if k.is_null_type(yes) else pc.if_else(cond, yes, no)
+
+
+@function("length")
+def _length(ev: Evaluator, node: exp.Func) -> Value:
+    value = ev.eval(node.this)
+    if k.is_null_type(value):
+        return NULL
+    if pa.types.is_binary(value.type):
+        return pc.cast(pc.binary_length(value), pa.int64())
+    return pc.cast(pc.utf8_length(_text(value)), pa.int64())
+
+
+@function("lower")
+def _lower(ev: Evaluator, node: exp.Func) -> Value:
+    value = ev.eval(node.this)
+    return NULL if k.is_null_type(value) else pc.utf8_lower(_text(value))
+
+
+@function("upper")
+def _upper(ev: Evaluator, node: exp.Func) -> Value:
+    value = ev.eval(node.this)
+    return NULL if k.is_null_type(value) else pc.utf8_upper(_text(value))
+
+
+@function("substring")
+def _substr(ev: Evaluator, node: exp.Func) -> Value:
+    value = _text(ev.eval(node.this))
+    start = ev.eval(node.args["start"]).as_py()
+    length = node.args.get("length")
+    count = ev.eval(length).as_py() if length is not None else None
+    if k.is_null_type(value) or start is None:
+        return NULL
+    begin = start - 1 if start > 0 else start
+    stop = None if count is None else (begin + count if begin >= 0 or begin + count < 0 else None)
+    return pc.utf8_slice_codeunits(value, begin, stop if stop is not None else 2**31)
+
+
+@function("trim")
+def _trim(ev: Evaluator, node: exp.Func) -> Value:
+    value = _text(ev.eval(node.this))
+    if k.is_null_type(value):
+        return NULL
+    chars_node = node.args.get("expression")
+    chars = ev.eval(chars_node).as_py() if chars_node is not None else " "
+    position = (node.args.get("position") or "BOTH").upper()
+    if position == "LEADING":
+        return pc.utf8_ltrim(value, chars)
+    if position == "TRAILING":
+        return pc.utf8_rtrim(value, chars)
+    return pc.utf8_trim(value, chars)
+
+
+@function("replace")
+def _replace(ev: Evaluator, node: exp.Func) -> Value:
+    value = _text(ev.eval(node.this))
+    old = ev.eval(node.expression).as_py()
+    new = ev.eval(node.args["replacement"]).as_py()
+    if k.is_null_type(value) or old is None or new is None:
+        return NULL
+    return pc.replace_substring(value, str(old), str(new)) if old != "" else value
+
+
+@function("round")
+def _round(ev: Evaluator, node: exp.Func) -> Value:
+    value = k.numeric(ev.eval(node.this))
+    digits_node = node.args.get("decimals")
+    digits = ev.eval(digits_node).as_py() if digits_node is not None else 0
+    if k.is_null_type(value):
+        return NULL
+    rounded = pc.round(
+        pc.cast(value, pa.float64()), int(digits or 0), round_mode="half_away_from_zero"
+    )
+    return rounded
+
+
+@function("typeof")
+def _typeof(ev: Evaluator, node: exp.Func) -> Value:
+    value = ev.eval(node.this)
+    t = value.type
+    name = (
+        "null"
+        if pa.types.is_null(t)
+        else "integer"
+        if pa.types.is_integer(t) or pa.types.is_boolean(t)
+        else "real"
+        if pa.types.is_floating(t)
+        else "blob"
+        if pa.types.is_binary(t)
+        else "text"
+    )
+    if isinstance(value, pa.Scalar):
+        return pa.scalar("null" if not value.is_valid else name)
+    return pc.if_else(pc.is_null(value), "null", name)
+
+
+@function("strposition")
+def _instr(ev: Evaluator, node: exp.Func) -> Value:
+    value, needle = _text(ev.eval(node.this)), ev.eval(node.args["substr"])
+    if k.is_null_type(value) or k.is_null_type(needle):
+        return NULL
+    found = pc.find_substring(value, needle.as_py())
+    return pc.add(pc.cast(found, pa.int64()), 1)
+
+
+@function("greatest", "least")
+def _minmax(ev: Evaluator, node: exp.Func) -> Value:
+    values = k.unify([ev.eval(a) for a in _args(node)])
+    if any(k.is_null_type(v) for v in values):
+        return NULL
+    combine = pc.max_element_wise if isinstance(node, exp.Greatest) else pc.min_element_wise
+    result = combine(*values, skip_nulls=False)
+    return result
+
+
+@function("hex")
+def _hex(ev: Evaluator, node: exp.Func) -> Value:
+    value = ev.eval(node.this)
+    items = [value.as_py()] if isinstance(value, pa.Scalar) else value.to_pylist()
+    out = [
+        None if v is None else (v if isinstance(v, bytes) else str(v).encode()).hex().upper()
+        for v in items
+    ]
+    return pa.scalar(out[0]) if isinstance(value, pa.Scalar) else pa.array(out, pa.string())
+
+
+@function("unicode")
+def _unicode(ev: Evaluator, node: exp.Func) -> Value:
+    value = _text(ev.eval(node.this))
+    items = [value.as_py()] if isinstance(value, pa.Scalar) else value.to_pylist()
+    out = [ord(v[0]) if v else None for v in items]
+    return (
+        pa.scalar(out[0], pa.int64()) if isinstance(value, pa.Scalar) else pa.array(out, pa.int64())
+    )
+
+
+@function("chr")
+def _char(ev: Evaluator, node: exp.Func) -> Value:
+    codes = [ev.eval(a).as_py() for a in node.expressions]
+    return pa.scalar("".join(chr(c) for c in codes if c is not None))

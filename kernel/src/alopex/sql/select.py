@@ -1,0 +1,677 @@
+"""Run queries: FROM and joins, WHERE, GROUP BY / HAVING, SELECT, DISTINCT, ORDER BY,
+LIMIT, set operations and CTEs -- every step on whole Arrow columns.
+
+Joins find equality conditions (in ON, or in WHERE for comma and CROSS joins) and join on
+them with Arrow's hash join over row indices; without any, they form the cross product.
+Grouping assigns dense group ids with NumPy and aggregates with Arrow's hash aggregates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlglot import exp
+
+from alopex.errors import NotSupportedError, ProgrammingError
+from alopex.sql import kernels as k
+from alopex.sql.catalog import Catalog, Table
+from alopex.sql.expressions import (
+    Correlated,
+    Evaluator,
+    Outer,
+    contains_aggregate,
+    is_aggregate,
+)
+from alopex.sql.kernels import NULL, Params, Value
+from alopex.sql.relation import Field, Relation
+
+ScanTable = Callable[[Table, str], Relation]
+ParseView = Callable[[str], exp.Expr]
+
+
+class Executor:
+    """Runs read queries against one snapshot (``scan``) and one catalog version."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        scan: ScanTable,
+        params: Params,
+        parse_view: ParseView,
+    ) -> None:
+        self.catalog = catalog
+        self.scan = scan
+        self.params = params
+        self.parse_view = parse_view
+        self._ctes: list[dict[str, Relation | exp.Expr]] = []
+
+    # -- entry points ---------------------------------------------------------------------
+
+    def run(self, node: exp.Expr, outer: Outer | None = None) -> Relation:
+        """Run a SELECT or a set operation (with its WITH clause)."""
+        with_ = node.args.get("with_")
+        if with_ is not None:
+            return self._with(with_, node, outer)
+        if isinstance(node, exp.Select):
+            return self._select(node, outer)
+        if isinstance(node, (exp.Union, exp.Intersect, exp.Except)):
+            return self._set_operation(node, outer)
+        if isinstance(node, exp.Subquery):
+            return self.run(node.this, outer)
+        if isinstance(node, exp.Values):
+            return self._values(node, outer)
+        raise NotSupportedError(f"cannot run {node.key.upper()} as a query")
+
+    def subquery_relation(self, node: exp.Expr, ev: Evaluator) -> Relation | None:
+        """Run an uncorrelated subquery once; ``None`` if it refers to the outer row."""
+        if ev.outer is not None and ev.rows == 1 and ev.relation.num_rows == 0:
+            return self.run(node, ev.outer)
+        probe = Outer(ev.relation, ev.outer, probing=True)
+        try:
+            return self.run(node, probe)
+        except Correlated:
+            return None
+
+    def subquery_column(self, node: exp.Expr, ev: Evaluator) -> pa.ChunkedArray | None:
+        found = self.subquery_relation(node, ev)
+        if found is None:
+            return None
+        if len(found.fields) != 1:
+            raise ProgrammingError("sub-select returns more than 1 column")
+        return found.column(0)
+
+    # -- WITH -----------------------------------------------------------------------------
+
+    def _with(self, with_: exp.With, node: exp.Expr, outer: Outer | None) -> Relation:
+        if with_.args.get("recursive"):
+            raise NotSupportedError("WITH RECURSIVE is not supported yet")
+        scope: dict[str, Relation | exp.Expr] = {}
+        self._ctes.append(scope)
+        try:
+            for cte in with_.expressions:
+                relation = self.run(cte.this, outer)
+                names = (
+                    [c.name for c in cte.args["alias"].columns]
+                    if cte.args.get("alias") and cte.args["alias"].columns
+                    else None
+                )
+                if names:
+                    relation = Relation(relation.table, [Field(n) for n in names])
+                scope[cte.alias_or_name.lower()] = relation
+            inner = node.copy()
+            inner.set("with_", None)
+            return self.run(inner, outer)
+        finally:
+            self._ctes.pop()
+
+    # -- FROM -----------------------------------------------------------------------------
+
+    def _source(self, node: exp.Expr, outer: Outer | None) -> Relation:
+        alias = node.alias_or_name
+        if isinstance(node, exp.Table):
+            name = node.name
+            for scope in reversed(self._ctes):
+                if name.lower() in scope:
+                    found = scope[name.lower()]
+                    assert isinstance(found, Relation)
+                    return found.requalify(alias)
+            view = self.catalog.views.get(name.lower())
+            if view is not None:
+                relation = self.run(self.parse_view(view.sql), None)
+                if view.columns:
+                    relation = Relation(relation.table, [Field(c) for c in view.columns])
+                return relation.requalify(alias)
+            return self.scan(self.catalog.table(name), alias)
+        if isinstance(node, exp.Subquery):
+            relation = self.run(node.this, outer)
+            columns = node.args.get("alias")
+            if columns is not None and columns.columns:
+                relation = Relation(relation.table, [Field(c.name) for c in columns.columns])
+            return relation.requalify(alias) if alias else relation
+        if isinstance(node, exp.Values):
+            return self._values(node, outer).requalify(alias)
+        raise NotSupportedError(f"unsupported FROM item: {node.sql(dialect='sqlite')}")
+
+    def _from(self, node: exp.Select, outer: Outer | None, conjuncts: list[exp.Expr]) -> Relation:
+        from_ = node.args.get("from_")
+        if from_ is None:
+            return Relation.single_row()
+        relation = self._source(from_.this, outer)
+        for join in node.args.get("joins") or []:
+            relation = self._join(relation, join, outer, conjuncts)
+        return relation
+
+    def _join(
+        self, left: Relation, join: exp.Join, outer: Outer | None, where: list[exp.Expr]
+    ) -> Relation:
+        right = self._source(join.this, outer)
+        side = (join.side or "").upper()
+        on = join.args.get("on")
+        using = [u.name for u in join.args.get("using") or []]
+        if join.method and join.method.upper() == "NATURAL":
+            using = [
+                f.name for f in right.fields if not f.hidden and left.resolve(f.name) is not None
+            ]
+        conditions = _conjuncts(on) if on is not None else []
+        pairs: list[tuple[Value, Value]] = []
+        for name in using:
+            pairs.append((left.column(left.require(name)), right.column(right.require(name))))
+        residual: list[exp.Expr] = []
+        candidates = conditions + (where if not side else [])
+        for cond in candidates:
+            pair = self._equi_pair(cond, left, right, outer)
+            if pair is not None:
+                pairs.append(pair)
+            elif cond in conditions:
+                residual.append(cond)
+        if pairs:
+            li, ri = _hash_join(pairs, left.num_rows, right.num_rows)
+        else:
+            li = np.repeat(np.arange(left.num_rows, dtype=np.int64), right.num_rows)
+            ri = np.tile(np.arange(right.num_rows, dtype=np.int64), left.num_rows)
+        if using:  # the right side's USING columns are shown once, from the left
+            right = Relation(
+                right.table,
+                [Field(f.name, f.table, True) if f.name in using else f for f in right.fields],
+            )
+        combined = left.take(li).concat_columns(right.take(ri))
+        if residual:
+            ev = Evaluator(combined, self.params, self, None, outer)
+            keep = k.mask(ev.eval(_and_all(residual)), combined.num_rows)
+            keep_np = np.asarray(keep.to_numpy(zero_copy_only=False), dtype=bool)
+            combined = combined.filter(keep)
+            li, ri = li[keep_np], ri[keep_np]
+        if side in ("LEFT", "FULL"):
+            missing = np.setdiff1d(np.arange(left.num_rows), li)
+            if len(missing):
+                extra = left.take(missing).concat_columns(
+                    right.take(pa.nulls(len(missing), pa.int64()))
+                )
+                combined = Relation(
+                    pa.concat_tables([combined.table, extra.table]), combined.fields
+                )
+        if side in ("RIGHT", "FULL"):
+            missing = np.setdiff1d(np.arange(right.num_rows), ri)
+            if len(missing):
+                extra = left.take(pa.nulls(len(missing), pa.int64())).concat_columns(
+                    right.take(missing)
+                )
+                combined = Relation(
+                    pa.concat_tables([combined.table, extra.table]), combined.fields
+                )
+        return combined
+
+    def _equi_pair(
+        self, cond: exp.Expr, left: Relation, right: Relation, outer: Outer | None
+    ) -> tuple[Value, Value] | None:
+        """``left_expr = right_expr`` where each side reads only one relation."""
+        if not isinstance(cond, exp.EQ):
+            return None
+        sides = []
+        for operand in (cond.left, cond.right):
+            columns = list(operand.find_all(exp.Column))
+            if not columns or operand.find(exp.Subquery, exp.Select) is not None:
+                return None
+            in_left = all(left.resolve(c.name, c.table or None) is not None for c in columns)
+            in_right = all(right.resolve(c.name, c.table or None) is not None for c in columns)
+            if in_left == in_right:
+                return None
+            sides.append((operand, in_left))
+        (a, a_left), (b, b_left) = sides
+        if a_left == b_left:
+            return None
+        lhs, rhs = (a, b) if a_left else (b, a)
+        try:
+            lvalue = Evaluator(left, self.params, self, None, outer).column(lhs)
+            rvalue = Evaluator(right, self.params, self, None, outer).column(rhs)
+        except ProgrammingError:
+            return None
+        return lvalue, rvalue
+
+    # -- SELECT ---------------------------------------------------------------------------
+
+    def _select(self, node: exp.Select, outer: Outer | None) -> Relation:
+        where = node.args.get("where")
+        conjuncts = _conjuncts(where.this) if where is not None else []
+        relation = self._from(node, outer, conjuncts)
+        if where is not None:
+            ev = Evaluator(relation, self.params, self, None, outer)
+            relation = relation.filter(k.mask(ev.eval(where.this), relation.num_rows))
+        items = self._expand(node.expressions, relation)
+        group = node.args.get("group")
+        having = node.args.get("having")
+        order = node.args.get("order")
+        order_items = list(order.expressions) if order is not None else []
+        aggregated = (
+            group is not None
+            or having is not None
+            or any(contains_aggregate(e) for e in items)
+            or any(contains_aggregate(o.this) for o in order_items)
+        )
+        aggregates: dict[str, Value] | None = None
+        if aggregated:
+            group_exprs = [
+                self._group_expr(g, items) for g in (group.expressions if group is not None else [])
+            ]
+            calls = _aggregate_calls(
+                items
+                + [o.this for o in order_items]
+                + ([having.this] if having is not None else [])
+            )
+            relation, aggregates = self._aggregate(relation, group_exprs, calls, outer)
+            if having is not None:
+                ev = Evaluator(relation, self.params, self, aggregates, outer)
+                keep = k.mask(ev.eval(having.this), relation.num_rows)
+                relation = relation.filter(keep)
+                aggregates = {key: _filter_value(v, keep) for key, v in aggregates.items()}
+        ev = Evaluator(relation, self.params, self, aggregates, outer)
+        columns = [ev.column(item) for item in items]
+        fields = [Field(_output_name(item)) for item in items]
+        output = Relation.build(columns, fields, relation.num_rows)
+        keys = [self._order_key(o, items, output, ev) for o in order_items]
+        if node.args.get("distinct"):
+            first = _distinct_rows(list(output.table.columns))
+            output = output.take(first)
+            keys = [(_take(v, first), desc, nulls_first) for v, desc, nulls_first in keys]
+        if keys:
+            output = output.take(_sort_indices(keys, output.num_rows))
+        return self._limit(node, output, outer)
+
+    def _expand(self, expressions: list[exp.Expr], relation: Relation) -> list[exp.Expr]:
+        items: list[exp.Expr] = []
+        for item in expressions:
+            if isinstance(item, exp.Star) or (
+                isinstance(item, exp.Column) and isinstance(item.this, exp.Star)
+            ):
+                table = item.table if isinstance(item, exp.Column) else None
+                matched = False
+                for f in relation.fields:
+                    if f.hidden or (table and (f.table or "").lower() != table.lower()):
+                        continue
+                    matched = True
+                    column = exp.column(f.name, f.table) if f.table else exp.column(f.name)
+                    items.append(exp.alias_(column, f.name) if f.table else column)
+                if table and not matched:
+                    raise ProgrammingError(f"no such table: {table}")
+            else:
+                items.append(item)
+        return items
+
+    def _group_expr(self, node: exp.Expr, items: list[exp.Expr]) -> exp.Expr:
+        if isinstance(node, exp.Literal) and not node.is_string:
+            position = int(node.this)
+            if not 1 <= position <= len(items):
+                raise ProgrammingError(f"GROUP BY term out of range: {position}")
+            return _unalias(items[position - 1])
+        if isinstance(node, exp.Column) and not node.table:
+            for item in items:
+                if (
+                    isinstance(item, exp.Alias)
+                    and item.alias.lower() == node.name.lower()
+                    and not isinstance(item.this, exp.Column)
+                ):
+                    aliased: exp.Expr = item.this
+                    return aliased
+        return node
+
+    def _order_key(
+        self, ordered: exp.Ordered, items: list[exp.Expr], output: Relation, ev: Evaluator
+    ) -> tuple[Value, bool, bool]:
+        node = ordered.this
+        desc = bool(ordered.args.get("desc"))
+        nulls_first = ordered.args.get("nulls_first")
+        nulls_first = (not desc) if nulls_first is None else bool(nulls_first)
+        if isinstance(node, exp.Literal) and not node.is_string:
+            position = int(node.this)
+            if not 1 <= position <= len(items):
+                raise ProgrammingError(f"ORDER BY term out of range: {position}")
+            return output.column(position - 1), desc, nulls_first
+        if isinstance(node, exp.Column) and not node.table:
+            for n, item in enumerate(items):
+                if isinstance(item, exp.Alias) and item.alias.lower() == node.name.lower():
+                    return output.column(n), desc, nulls_first
+        return ev.column(node), desc, nulls_first
+
+    def _limit(self, node: exp.Expr, output: Relation, outer: Outer | None) -> Relation:
+        limit = node.args.get("limit")
+        offset = node.args.get("offset")
+        if limit is None and offset is None:
+            return output
+        ev = Evaluator(Relation.single_row(), self.params, self, None, outer)
+        start = 0
+        if offset is not None:
+            start = max(0, int(_integer(ev.eval(offset.expression), "OFFSET")))
+        count = None
+        if limit is not None:
+            limit_node = limit.expression if limit.expression is not None else limit.this
+            count = int(_integer(ev.eval(limit_node), "LIMIT"))
+            offset_in_limit = limit.args.get("offset")
+            if offset_in_limit is not None:
+                start = max(0, int(_integer(ev.eval(offset_in_limit), "OFFSET")))
+            if count < 0:
+                count = None
+        return output.slice(start, count)
+
+    def _values(self, node: exp.Values, outer: Outer | None) -> Relation:
+        ev = Evaluator(Relation.single_row(), self.params, self, None, outer)
+        rows = [[ev.eval(v) for v in row.expressions] for row in node.expressions]
+        width = len(rows[0]) if rows else 0
+        columns = []
+        for n in range(width):
+            values = k.unify([row[n] for row in rows])
+            kind = values[0].type
+            columns.append(pa.array([v.as_py() for v in values], kind))
+        return Relation.build(columns, [Field(f"column{n + 1}") for n in range(width)], len(rows))
+
+    # -- GROUP BY -------------------------------------------------------------------------
+
+    def _aggregate(
+        self,
+        relation: Relation,
+        group_exprs: list[exp.Expr],
+        calls: list[exp.Expr],
+        outer: Outer | None,
+    ) -> tuple[Relation, dict[str, Value]]:
+        ev = Evaluator(relation, self.params, self, None, outer)
+        rows = relation.num_rows
+        if group_exprs:
+            keys = [ev.column(g) for g in group_exprs]
+            gid, first = _group_ids(keys)
+            groups = len(first)
+            base = relation.take(first)
+            grouped = {g.sql(): _take(key, first) for g, key in zip(group_exprs, keys, strict=True)}
+        else:
+            gid = np.zeros(rows, dtype=np.int64)
+            groups = 1
+            if rows:
+                base = relation.take(np.zeros(1, dtype=np.int64))
+            else:
+                base = relation.take(pa.nulls(1, pa.int64()))
+            grouped = {}
+        results: dict[str, Value] = dict(grouped)
+        for call in calls:
+            results[call.sql()] = _aggregate_call(call, ev, gid, groups)
+        return base, results
+
+    # -- set operations -------------------------------------------------------------------
+
+    def _set_operation(self, node: exp.Expr, outer: Outer | None) -> Relation:
+        left = self.run(node.this, outer)
+        right = self.run(node.expression, outer)
+        if len(left.fields) != len(right.fields):
+            raise ProgrammingError(
+                f"SELECTs to the left and right of {node.key.upper()} do not have the same "
+                "number of result columns"
+            )
+        columns_l, columns_r = [], []
+        for a, b in zip(left.table.columns, right.table.columns, strict=True):
+            kind = k.common_type([a.type, b.type])
+            columns_l.append(k.cast_to(a, kind))
+            columns_r.append(k.cast_to(b, kind))
+        fields = [Field(f.name) for f in left.fields]
+        both = [
+            pa.chunked_array(list(_chunks(a)) + list(_chunks(b)), a.type)
+            for a, b in zip(columns_l, columns_r, strict=True)
+        ]
+        distinct = node.args.get("distinct", True) is not False
+        nl = left.num_rows
+        if isinstance(node, exp.Union):
+            output = Relation.build(both, fields, nl + right.num_rows)
+            if distinct:
+                output = output.take(_distinct_rows(list(output.table.columns)))
+        else:
+            gid, first = (
+                _group_ids(both) if both else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+            )
+            groups = len(first)
+            in_left = np.bincount(gid[:nl], minlength=groups)
+            in_right = np.bincount(gid[nl:], minlength=groups)
+            if isinstance(node, exp.Intersect):
+                keep_count = np.minimum(in_left, in_right)
+            else:
+                keep_count = (
+                    np.maximum(in_left - in_right, 0)
+                    if not distinct
+                    else np.where(in_right > 0, 0, in_left)
+                )
+            if distinct:
+                keep_count = np.minimum(keep_count, 1)
+            chosen = np.repeat(first, keep_count)
+            output = Relation.build(both, fields, nl + right.num_rows).take(np.sort(chosen))
+        order = node.args.get("order")
+        if order is not None:
+            ev = Evaluator(output, self.params, self, None, outer)
+            items: list[exp.Expr] = [exp.column(f.name) for f in fields]
+            keys = [self._order_key(o, items, output, ev) for o in order.expressions]
+            output = output.take(_sort_indices(keys, output.num_rows))
+        return self._limit(node, output, outer)
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _conjuncts(node: exp.Expr | None) -> list[exp.Expr]:
+    if node is None:
+        return []
+    if isinstance(node, exp.And):
+        return _conjuncts(node.left) + _conjuncts(node.right)
+    if isinstance(node, exp.Paren) and isinstance(node.this, exp.And):
+        return _conjuncts(node.this)
+    return [node]
+
+
+def _and_all(nodes: list[exp.Expr]) -> exp.Expr:
+    result = nodes[0]
+    for node in nodes[1:]:
+        result = exp.And(this=result, expression=node)
+    return result
+
+
+def _unalias(node: exp.Expr) -> exp.Expr:
+    return node.this if isinstance(node, exp.Alias) else node
+
+
+def _output_name(item: exp.Expr) -> str:
+    if isinstance(item, exp.Alias):
+        return item.alias
+    if isinstance(item, exp.Column):
+        return item.name
+    return item.sql(dialect="sqlite")
+
+
+def _aggregate_calls(nodes: list[exp.Expr]) -> list[exp.Expr]:
+    calls: dict[str, exp.Expr] = {}
+
+    def visit(node: exp.Expr) -> None:
+        if is_aggregate(node) and not isinstance(node.parent, exp.Window):
+            calls.setdefault(node.sql(), node)
+            return
+        for child in node.iter_expressions():
+            if not isinstance(child, (exp.Subquery, exp.Select)):
+                visit(child)
+
+    for node in nodes:
+        visit(node)
+    return list(calls.values())
+
+
+def _chunks(column: pa.ChunkedArray | pa.Array) -> Iterator[pa.Array]:
+    if isinstance(column, pa.ChunkedArray):
+        yield from column.chunks
+    else:
+        yield column
+
+
+def _take(value: Value, indices: np.ndarray) -> Value:
+    if isinstance(value, pa.Scalar):
+        return value
+    return value.take(indices)
+
+
+def _filter_value(value: Value, keep: pa.Array | pa.ChunkedArray) -> Value:
+    if isinstance(value, pa.Scalar):
+        return value
+    return value.filter(keep)
+
+
+def _integer(value: Value, what: str) -> int:
+    python = value.as_py() if isinstance(value, pa.Scalar) else None
+    if isinstance(python, bool) or not isinstance(python, (int, float)):
+        raise ProgrammingError(f"{what} must be an integer, got {python!r}")
+    return int(python)
+
+
+def _codes(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Dense codes per value with NULL as its own code (0)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if pa.types.is_null(column.type):
+        return np.zeros(len(column), dtype=np.int64)
+    if pa.types.is_floating(column.type):
+        column = pc.if_else(pc.equal(column, 0.0), pa.scalar(0.0, column.type), column)
+    encoded = pc.dictionary_encode(column)
+    indices = encoded.indices.fill_null(-1)
+    return np.asarray(indices.to_numpy(zero_copy_only=False), dtype=np.int64) + 1
+
+
+def _group_ids(keys: Sequence[pa.ChunkedArray | pa.Array]) -> tuple[np.ndarray, np.ndarray]:
+    """(group id per row, first row of each group); NULLs group together."""
+    codes = [_codes(key) for key in keys]
+    rows = len(codes[0]) if codes else 0
+    if rows == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if len(codes) == 1:
+        combined = codes[0]
+        _, first, gid = np.unique(combined, return_index=True, return_inverse=True)
+    else:
+        stacked = np.stack(codes, axis=1)
+        _, first, gid = np.unique(stacked, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # number groups by first appearance
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[gid.reshape(-1)], first[order]
+
+
+def _distinct_rows(columns: Sequence[pa.ChunkedArray | pa.Array]) -> np.ndarray:
+    if not columns or len(columns[0]) == 0:
+        return np.zeros(0, dtype=np.int64) if columns else np.zeros(0, np.int64)
+    return _group_ids(columns)[1]
+
+
+def _sort_indices(keys: list[tuple[Value, bool, bool]], rows: int) -> pa.Array:
+    columns, sort_keys = {}, []
+    for n, (value, desc, nulls_first) in enumerate(keys):
+        column = k.length_of(value, rows)
+        if pa.types.is_null(column.type):
+            continue
+        if pa.types.is_boolean(column.type):
+            column = pc.cast(column, pa.int8())
+        columns[f"n{n}"] = pc.is_null(column)
+        sort_keys.append((f"n{n}", "descending" if nulls_first else "ascending"))
+        columns[f"k{n}"] = column
+        sort_keys.append((f"k{n}", "descending" if desc else "ascending"))
+    if not sort_keys:
+        return pa.array(np.arange(rows))
+    return pc.sort_indices(pa.table(columns), sort_keys=sort_keys)
+
+
+def _aggregate_call(call: exp.Expr, ev: Evaluator, gid: np.ndarray, groups: int) -> Value:
+    name = call.name.lower() if isinstance(call, exp.Anonymous) else call.key
+    argument = (
+        call.this
+        if not isinstance(call, exp.Anonymous)
+        else (call.expressions[0] if call.expressions else None)
+    )
+    distinct = isinstance(argument, exp.Distinct)
+    if isinstance(argument, exp.Distinct):
+        argument = argument.expressions[0]
+    if name == "count" and (argument is None or isinstance(argument, exp.Star)):
+        return pa.array(np.bincount(gid, minlength=groups).astype(np.int64))
+    if argument is None:
+        raise ProgrammingError(f"wrong number of arguments to {name}()")
+    values = ev.column(argument)
+    if pa.types.is_null(values.type):
+        values = pa.nulls(len(values), pa.int64())
+    if pa.types.is_boolean(values.type):
+        values = pc.cast(values, pa.int64())
+    separator = ","
+    if name in ("groupconcat", "group_concat"):
+        sep_node = (
+            call.args.get("separator")
+            if not isinstance(call, exp.Anonymous)
+            else (call.expressions[1] if len(call.expressions) > 1 else None)
+        )
+        if sep_node is not None:
+            separator = str(ev.eval(sep_node).as_py())
+        values = (
+            pc.cast(values, pa.string())
+            if not pa.types.is_floating(values.type)
+            else pa.array([None if v is None else repr(v) for v in values.to_pylist()], pa.string())
+        )
+    if name in ("sum", "avg", "total") and (pa.types.is_string(values.type)):
+        values = k.text_to_number(values)
+    if pa.types.is_decimal(values.type) and name in ("avg", "total"):
+        values = pc.cast(values, pa.float64())
+    table = pa.table({"g": pa.array(gid, pa.int64()), "v": values})
+    table = table.filter(pc.is_valid(table.column("v")))
+    if distinct:
+        table = table.group_by(["g", "v"], use_threads=False).aggregate([])
+    function = {
+        "count": "count",
+        "sum": "sum",
+        "avg": "mean",
+        "min": "min",
+        "max": "max",
+        "total": "sum",
+        "groupconcat": "list",
+        "group_concat": "list",
+    }.get(name)
+    if function is None:
+        raise NotSupportedError(f"aggregate {name}() is not supported")
+    result = table.group_by("g", use_threads=False).aggregate([("v", function)])
+    placed = np.full(groups, -1, dtype=np.int64)
+    placed[result.column("g").to_numpy()] = np.arange(result.num_rows)
+    indices = pa.array(placed, mask=placed < 0)
+    column = result.column(1).take(indices)
+    if function == "list":
+        column = pc.binary_join(column, separator)
+    if name == "count":
+        column = column.fill_null(0)
+    if name == "total":
+        column = pc.cast(column, pa.float64()).fill_null(0.0)
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    return column if groups else NULL
+
+
+def _hash_join(
+    pairs: list[tuple[Value, Value]], left_rows: int, right_rows: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row index pairs whose keys are equal (NULL keys never match), ordered by left row."""
+    left_columns: dict[str, Any] = {}
+    right_columns: dict[str, Any] = {}
+    for n, (lvalue, rvalue) in enumerate(pairs):
+        lcol = k.length_of(lvalue, left_rows)
+        rcol = k.length_of(rvalue, right_rows)
+        if pa.types.is_null(lcol.type) or pa.types.is_null(rcol.type):
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        lcol, rcol = k.comparable(lcol, rcol)
+        kind = k.common_type([lcol.type, rcol.type])
+        if pa.types.is_boolean(kind):
+            kind = pa.int64()
+        left_columns[f"k{n}"] = k.cast_to(lcol, kind)
+        right_columns[f"k{n}"] = k.cast_to(rcol, kind)
+    left_columns["li"] = pa.array(np.arange(left_rows, dtype=np.int64))
+    right_columns["ri"] = pa.array(np.arange(right_rows, dtype=np.int64))
+    keys = [f"k{n}" for n in range(len(pairs))]
+    joined = pa.table(left_columns).join(
+        pa.table(right_columns), keys=keys, join_type="inner", use_threads=False
+    )
+    li = joined.column("li").to_numpy()
+    ri = joined.column("ri").to_numpy()
+    order = np.lexsort((ri, li))
+    return li[order], ri[order]
