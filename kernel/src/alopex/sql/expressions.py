@@ -107,6 +107,12 @@ class Evaluator:
         except ValueError:
             return pa.scalar(float(text), pa.float64())
 
+    def _hex(self, node: exp.HexString) -> Value:
+        try:
+            return pa.scalar(bytes.fromhex(node.this), pa.binary())
+        except ValueError:
+            raise ProgrammingError(f"malformed blob literal x'{node.this}'") from None
+
     def _null(self, node: exp.Null) -> Value:
         return NULL
 
@@ -364,6 +370,8 @@ def _in_set(value: Value, candidates: pa.Array | pa.ChunkedArray) -> Value:
     """``value IN candidates`` with SQL NULL rules."""
     if isinstance(candidates, pa.ChunkedArray):
         candidates = candidates.combine_chunks()
+    if len(candidates) == 0:  # nothing is IN an empty set, not even NULL
+        return pa.scalar(False)
     if k.is_null_type(value):
         return pa.scalar(None, pa.bool_())
     has_null = candidates.null_count > 0
@@ -462,6 +470,7 @@ _CMP: dict[type, str] = {
 _DISPATCH: dict[type, Callable[[Evaluator, Any], Value]] = {
     exp.Literal: Evaluator._literal,
     exp.Null: Evaluator._null,
+    exp.HexString: Evaluator._hex,
     exp.Boolean: Evaluator._boolean,
     exp.Placeholder: Evaluator._placeholder,
     exp.Column: Evaluator._column,

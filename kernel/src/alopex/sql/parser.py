@@ -65,7 +65,8 @@ def parse(sql: str) -> tuple[Statement, ...]:
     if _END.match(sql):
         return (exp.Commit(),)
     if _REINDEX.match(sql):
-        return (Special("reindex"),)
+        target = _REINDEX.sub("", sql, count=1).strip().rstrip(";").strip()
+        return (Special("reindex", target),)
     if _TRIGGER.match(sql):
         raise NotSupportedError("triggers are not supported")
     match = _EXPLAIN.match(sql)

@@ -42,8 +42,9 @@ class Relation:
 
     @classmethod
     def single_row(cls) -> Relation:
-        """The relation a SELECT without FROM reads: one row, no columns."""
-        return cls(pa.table({"_": pa.nulls(1)}).drop_columns(["_"]), [])
+        """What a SELECT without FROM reads: one row, with one hidden column so that
+        row-wise operations (take, filter) keep track of the row."""
+        return cls(pa.table({"c0": pa.nulls(1)}), [Field("\x00row", hidden=True)])
 
     @property
     def num_rows(self) -> int:

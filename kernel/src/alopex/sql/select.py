@@ -111,6 +111,14 @@ class Executor:
     # -- FROM -----------------------------------------------------------------------------
 
     def _source(self, node: exp.Expr, outer: Outer | None) -> Relation:
+        joins = node.args.get("joins")
+        if joins:  # a parenthesised join: FROM (a CROSS JOIN b)
+            bare = node.copy()
+            bare.set("joins", None)
+            relation = self._source(bare, outer)
+            for join in joins:
+                relation = self._join(relation, join, outer, [])
+            return relation
         alias = node.alias_or_name
         if isinstance(node, exp.Table):
             name = node.name
@@ -126,6 +134,10 @@ class Executor:
                     relation = Relation(relation.table, [Field(c) for c in view.columns])
                 return relation.requalify(alias)
             return self.scan(self.catalog.table(name), alias)
+        if isinstance(node, exp.Subquery) and not isinstance(
+            node.this, (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Values)
+        ):
+            return self._source(node.this, outer)
         if isinstance(node, exp.Subquery):
             relation = self.run(node.this, outer)
             columns = node.args.get("alias")

@@ -301,7 +301,13 @@ class Session:
         raise NotSupportedError(f"unsupported statement: {statement.key.upper()}")
 
     def _special(self, statement: Special) -> Result:
-        if statement.kind == "reindex":
+        if statement.kind == "reindex":  # indexes are always up to date: only check the name
+            if statement.name:
+                tx = self._transaction()
+                catalog = self._load_catalog(tx)
+                if not catalog.exists(statement.name.split(".")[-1]):
+                    raise ProgrammingError(f"unable to identify the object to be reindexed: "
+                                           f"{statement.name}")
             return Result()
         if statement.kind == "savepoint":
             tx = self._transaction()
