@@ -44,11 +44,9 @@ class Cursor:
 
     def executemany(self, operation: str, seq_of_parameters: Iterable[Params]) -> Cursor:
         self._check_open()
-        session = self.connection._sql()
-        total = 0
-        for parameters in seq_of_parameters:
-            result = session.execute(operation, _params(parameters))
-            total += max(result.rowcount, 0)
+        total = self.connection._sql().executemany(
+            operation, (_params(p) for p in seq_of_parameters)
+        )
         self._set(Result(rowcount=total))
         return self
 

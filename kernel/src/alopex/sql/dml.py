@@ -266,6 +266,48 @@ def _replace(
     _put_row(writes, table, indexes, new, new_key)
 
 
+def placeholder_rows(node: exp.Insert) -> tuple[Table | None, list[int]] | None:
+    """Parameter indexes of ``INSERT INTO t [(cols)] VALUES (?, ?, ...)``, else None.
+
+    Such statements skip expression evaluation: executemany inserts every parameter set
+    in one pass.
+    """
+    source = node.expression
+    if (
+        not isinstance(source, exp.Values)
+        or len(source.expressions) != 1
+        or node.args.get("returning")
+        or node.args.get("conflict")
+        or node.args.get("alternative")
+    ):
+        return None
+    row = source.expressions[0]
+    items = row.expressions if isinstance(row, exp.Tuple) else [row]
+    if not all(isinstance(i, exp.Placeholder) and i.name == "?" for i in items):
+        return None
+    return None, [i.meta["index"] for i in items]
+
+
+def insert_many(
+    ctx: Context, node: exp.Insert, indexes: list[int], seq_of_params: Sequence[Sequence[Any]]
+) -> int:
+    target = node.this
+    table_node = target.this if isinstance(target, exp.Schema) else target
+    table = ctx.catalog.table(table_node.name)
+    if isinstance(target, exp.Schema) and target.expressions:
+        positions = [table.position(c.name) for c in target.expressions]
+    else:
+        positions = list(range(len(table.columns)))
+    rows = []
+    for params in seq_of_params:
+        if len(params) != len(indexes):
+            raise ProgrammingError(
+                f"the statement uses {len(indexes)} parameters, but {len(params)} were supplied"
+            )
+        rows.append([params[i] for i in indexes])
+    return len(insert_rows(ctx, table, positions, rows))
+
+
 def insert(ctx: Context, node: exp.Insert) -> tuple[int, Relation | None]:
     target = node.this
     table_node = target.this if isinstance(target, exp.Schema) else target

@@ -257,4 +257,9 @@ def scalar_of(python: Any) -> pa.Scalar:
         if -(2**63) <= python < 2**63:
             return pa.scalar(python, pa.int64())
         return pa.scalar(float(python), pa.float64())
-    return pa.scalar(python)
+    # Name the type: pyarrow's inference probes optional imports on every call.
+    kind = _SCALAR_TYPES.get(type(python))
+    return pa.scalar(python, kind) if kind is not None else pa.scalar(python)
+
+
+_SCALAR_TYPES = {str: pa.string(), float: pa.float64(), bytes: pa.binary()}

@@ -26,12 +26,12 @@ from alopex.errors import (
 )
 from alopex.sql import ddl, dml
 from alopex.sql.catalog import VERSION_KEY, Catalog, Table
-from alopex.sql.encoding import CATALOG, decode_int, decode_rows, table_prefix
+from alopex.sql.encoding import decode_int, decode_row, decode_rows, encode_key, table_prefix
 from alopex.sql.kernels import Params
 from alopex.sql.parser import Explain, Special, parse
 from alopex.sql.relation import Field, Relation
-from alopex.sql.select import Executor
-from alopex.sql.types import to_arrow, to_python
+from alopex.sql.select import Executor, _conjuncts
+from alopex.sql.types import coerce, to_arrow, to_python
 
 if TYPE_CHECKING:
     from alopex.builtin.mvcc import MvccTransaction
@@ -81,6 +81,145 @@ class Context:
 
     def refresh_catalog(self) -> None:
         self.catalog = self.session._load_catalog(self.tx)
+
+
+_DDL = (exp.Create, exp.Drop, exp.Alter)
+
+
+@attrs.frozen
+class _Many:
+    """An INSERT of many parameter sets at once (from executemany)."""
+
+    node: exp.Insert
+    indexes: list[int]
+    batch: list[Any]
+
+
+@attrs.frozen
+class PointLookup:
+    """``SELECT cols FROM t WHERE pk = ?``: one key read, no Arrow (the point-query path)."""
+
+    statement: exp.Expr
+    version: int
+    table: Table
+    key_parts: tuple[exp.Expr, ...]  # in primary-key order: placeholders or literals
+    positions: tuple[int, ...]  # projected columns
+    names: list[str]
+
+    @classmethod
+    def build(cls, node: exp.Select, catalog: Catalog) -> PointLookup | None:
+        from_ = node.args.get("from_")
+        where = node.args.get("where")
+        if (
+            from_ is None
+            or where is None
+            or not isinstance(from_.this, exp.Table)
+            or any(
+                node.args.get(a)
+                for a in (
+                    "joins",
+                    "group",
+                    "having",
+                    "order",
+                    "limit",
+                    "offset",
+                    "distinct",
+                    "with_",
+                )
+            )
+        ):
+            return None
+        name = from_.this.name
+        table = catalog.tables.get(name.lower())
+        if table is None or not table.primary_key:
+            return None
+        alias = from_.this.alias_or_name.lower()
+        bound: dict[int, exp.Expr] = {}
+        for cond in _conjuncts(where.this):
+            if not isinstance(cond, exp.EQ):
+                return None
+            column, value = cond.left, cond.right
+            if not isinstance(column, exp.Column):
+                column, value = value, column
+            if (
+                not isinstance(column, exp.Column)
+                or not isinstance(value, (exp.Placeholder, exp.Literal))
+                or (column.table and column.table.lower() != alias)
+            ):
+                return None
+            try:
+                bound[table.position(column.name)] = value
+            except ProgrammingError:
+                return None
+        if sorted(bound) != sorted(table.primary_key):
+            return None
+        positions: list[int] = []
+        names: list[str] = []
+        for item in node.expressions:
+            target = item.this if isinstance(item, exp.Alias) else item
+            if isinstance(target, exp.Star):
+                positions.extend(range(len(table.columns)))
+                names.extend(table.column_names)
+            elif (
+                isinstance(target, exp.Column)
+                and not isinstance(target.this, exp.Star)
+                and (not target.table or target.table.lower() == alias)
+            ):
+                try:
+                    positions.append(table.position(target.name))
+                except ProgrammingError:
+                    return None
+                names.append(item.alias if isinstance(item, exp.Alias) else target.name)
+            else:
+                return None
+        return cls(
+            node,
+            catalog.version,
+            table,
+            tuple(bound[p] for p in table.primary_key),
+            tuple(positions),
+            names,
+        )
+
+    def run(
+        self, session: Session, tx: MvccTransaction, params: Params
+    ) -> list[tuple[Any, ...]] | None:
+        """The rows, or None when the plan no longer applies (then plan normally)."""
+        raw_version = tx.read(VERSION_KEY)
+        if (int(raw_version) if raw_version else 0) != self.version or session._ddl_in_tx:
+            return None
+        values = []
+        for part, position in zip(self.key_parts, self.table.primary_key, strict=True):
+            if isinstance(part, exp.Placeholder):
+                if isinstance(params, Mapping):
+                    return None
+                value = params[part.meta["index"]]
+            else:
+                value = (
+                    int(part.this)
+                    if not part.is_string and part.this.isdigit()
+                    else (part.this if part.is_string else None)
+                )
+                if value is None:
+                    return None
+            column = self.table.columns[position]
+            try:
+                value = coerce(value, column.type, column.name)
+            except AlopexError:
+                return None
+            if value is None:
+                return []
+            values.append(value)
+        raw = tx.read(table_prefix(self.table.id) + encode_key(values))
+        if raw is None:
+            return []
+        row = decode_row(raw)
+        columns = self.table.columns
+        return [tuple(_display(row[p], columns[p].type) for p in self.positions)]
+
+
+def _display(value: Any, sql_type: Any) -> Any:
+    return value if value is None or _plain(sql_type.arrow) else to_python(value, sql_type)
 
 
 def _view_query(sql: str) -> exp.Expr:
@@ -139,6 +278,9 @@ class Session:
         self.explicit = False  # BEGIN was issued
         self.autocommit = False
         self._savepoints: list[tuple[str, dict[bytes, bytes | None]]] = []
+        self._ddl_in_tx = False  # catalog writes pending in the open transaction
+        # parsed statement id -> (statement, its point-lookup plan or None)
+        self._plans: dict[int, tuple[Any, PointLookup | None]] = {}
 
     # -- transactions ---------------------------------------------------------------------
 
@@ -156,8 +298,8 @@ class Session:
         tx, self.tx = self.tx, None
         self.explicit = False
         self._savepoints.clear()
+        wrote_catalog, self._ddl_in_tx = self._ddl_in_tx, False
         if tx is not None:
-            wrote_catalog = any(key.startswith(CATALOG) for key in tx._writes)
             try:
                 tx.commit()
             finally:
@@ -168,13 +310,14 @@ class Session:
         tx, self.tx = self.tx, None
         self.explicit = False
         self._savepoints.clear()
+        self._ddl_in_tx = False
         if tx is not None:
             tx.rollback()
 
     # -- catalog --------------------------------------------------------------------------
 
     def _load_catalog(self, tx: MvccTransaction) -> Catalog:
-        own_ddl = any(key.startswith(CATALOG) for key in tx._writes)
+        own_ddl = self._ddl_in_tx
         raw = tx.read(VERSION_KEY)
         version = int(raw) if raw else 0
         cached = self.state.catalog
@@ -214,6 +357,20 @@ class Session:
         for statement in statements:
             result = self._guarded(statement, params)
         return result
+
+    def executemany(self, sql: str, seq_of_params: Any) -> int:
+        """Run ``sql`` once per parameter set; plain ``INSERT ... VALUES (?, ...)``
+        statements insert every set in one pass. Returns the total row count."""
+        statements = parse(sql) if isinstance(sql, str) else ()
+        if len(statements) == 1 and isinstance(statements[0], exp.Insert):
+            shape = dml.placeholder_rows(statements[0])
+            if shape is not None:
+                batch = [p if isinstance(p, (list, tuple)) else list(p) for p in seq_of_params]
+                return self._guarded(_Many(statements[0], shape[1], batch), ()).rowcount
+        total = 0
+        for params in seq_of_params:
+            total += max(self.execute(sql, params).rowcount, 0)
+        return total
 
     def _guarded(self, statement: Any, params: Params) -> Result:
         try:
@@ -256,14 +413,32 @@ class Session:
             self.rollback()
             return Result()
         expected = statement.meta.get("placeholders", 0) if isinstance(statement, exp.Expr) else 0
+        if isinstance(statement, _Many):
+            expected = 0
         if not isinstance(params, Mapping) and expected != len(params):
             raise ProgrammingError(
                 f"the statement uses {expected} parameters, but {len(params)} were supplied"
             )
         tx = self._transaction()
-        before = dict(tx._writes) if self.explicit or not self.autocommit else None
+        cached = self._plans.get(id(statement))
+        planned = cached is not None and cached[0] is statement
+        plan = cached[1] if planned and cached is not None else None
+        if plan is not None:
+            rows = plan.run(self, tx, params)
+            if rows is not None:
+                if self.autocommit and not self.explicit:
+                    self.commit()
+                return Result(rows=rows, names=plan.names)
+        # DML hands its writes to the transaction only once it has succeeded; DDL writes
+        # as it goes, so keep what to restore if it fails.
+        ddl_statement = isinstance(statement, _DDL)
+        before = dict(tx._writes) if ddl_statement and not self.autocommit else None
+        if ddl_statement:
+            self._ddl_in_tx = True
         try:
             ctx = Context(self, tx, self._load_catalog(tx), params)
+            if not planned and isinstance(statement, exp.Select):
+                self._plan_point_lookup(statement, ctx.catalog)
             result = self._dispatch(statement, ctx)
         except BaseException:
             if self.autocommit and not self.explicit:
@@ -275,9 +450,18 @@ class Session:
             self.commit()
         return result
 
+    def _plan_point_lookup(self, statement: exp.Select, catalog: Catalog) -> None:
+        if len(self._plans) > 512:
+            self._plans.clear()
+        self._plans[id(statement)] = (statement, PointLookup.build(statement, catalog))
+
     def _dispatch(self, statement: Any, ctx: Context) -> Result:
         if isinstance(statement, Explain):
             return self._explain(statement, ctx)
+        if isinstance(statement, _Many):
+            return Result(
+                rowcount=dml.insert_many(ctx, statement.node, statement.indexes, statement.batch)
+            )
         if isinstance(statement, (exp.Select, exp.Union, exp.Intersect, exp.Except)):
             return Result(ctx.executor().run(statement))
         if isinstance(statement, exp.Insert):
@@ -306,8 +490,9 @@ class Session:
                 tx = self._transaction()
                 catalog = self._load_catalog(tx)
                 if not catalog.exists(statement.name.split(".")[-1]):
-                    raise ProgrammingError(f"unable to identify the object to be reindexed: "
-                                           f"{statement.name}")
+                    raise ProgrammingError(
+                        f"unable to identify the object to be reindexed: {statement.name}"
+                    )
             return Result()
         if statement.kind == "savepoint":
             tx = self._transaction()
