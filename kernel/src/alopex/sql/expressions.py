@@ -336,6 +336,16 @@ class Evaluator:
                 out.append(re.fullmatch(regex, v, 0 if case else re.IGNORECASE) is not None)
         return pa.array(out, pa.bool_())
 
+    def _window(self, node: exp.Window) -> Value:
+        if self.aggregates is not None:
+            found = self.aggregates.get(node.sql())
+            if found is not None:
+                return found
+        raise ProgrammingError(
+            f"window functions are allowed only in SELECT and ORDER BY: "
+            f"{node.sql(dialect='sqlite')}"
+        )
+
     def _func(self, node: exp.Func) -> Value:
         if self.aggregates is not None and is_aggregate(node):
             key = node.sql()
@@ -493,6 +503,7 @@ _DISPATCH: dict[type, Callable[[Evaluator, Any], Value]] = {
     exp.ILike: Evaluator._ilike,
     exp.Glob: Evaluator._glob,
     exp.Escape: Evaluator._escape,
+    exp.Window: Evaluator._window,
     **dict.fromkeys(_ARITH, Evaluator._arith),
     **dict.fromkeys(_CMP, Evaluator._compare),
 }

@@ -30,6 +30,7 @@ from alopex.sql.kernels import NULL, Params, Value
 from alopex.sql.relation import Field, Relation
 
 ScanTable = Callable[[Table, str], Relation]
+_MAX_RECURSION = 100_000
 ParseView = Callable[[str], exp.Expr]
 
 
@@ -87,26 +88,82 @@ class Executor:
     # -- WITH -----------------------------------------------------------------------------
 
     def _with(self, with_: exp.With, node: exp.Expr, outer: Outer | None) -> Relation:
-        if with_.args.get("recursive"):
-            raise NotSupportedError("WITH RECURSIVE is not supported yet")
+        recursive = bool(with_.args.get("recursive"))
         scope: dict[str, Relation | exp.Expr] = {}
         self._ctes.append(scope)
         try:
             for cte in with_.expressions:
-                relation = self.run(cte.this, outer)
-                names = (
-                    [c.name for c in cte.args["alias"].columns]
-                    if cte.args.get("alias") and cte.args["alias"].columns
-                    else None
-                )
-                if names:
-                    relation = Relation(relation.table, [Field(n) for n in names])
-                scope[cte.alias_or_name.lower()] = relation
+                alias = cte.args.get("alias")
+                names = [c.name for c in alias.columns] if alias and alias.columns else None
+                name = cte.alias_or_name.lower()
+                body = cte.this
+                if (
+                    recursive
+                    and isinstance(body, exp.Union)
+                    and any(t.name.lower() == name for t in body.expression.find_all(exp.Table))
+                ):
+                    relation = self._recursive(name, body, names, scope, outer)
+                else:
+                    relation = self.run(body, outer)
+                    if names:
+                        relation = Relation(relation.table, [Field(n) for n in names])
+                scope[name] = relation
             inner = node.copy()
             inner.set("with_", None)
             return self.run(inner, outer)
         finally:
             self._ctes.pop()
+
+    def _recursive(
+        self,
+        name: str,
+        body: exp.Union,
+        names: list[str] | None,
+        scope: dict[str, Relation | exp.Expr],
+        outer: Outer | None,
+    ) -> Relation:
+        """Iterate the recursive term on the rows the previous step added until none are."""
+        base = self.run(body.this, outer)
+        fields = [Field(n) for n in names] if names else [Field(f.name) for f in base.fields]
+        if len(fields) != len(base.fields):
+            raise ProgrammingError(
+                f"table {name} has {len(base.fields)} values for {len(fields)} columns"
+            )
+        types = [c.type for c in base.table.columns]
+        distinct = body.args.get("distinct", True) is not False
+        total = Relation(base.table, fields)
+        if distinct:
+            total = total.take(_distinct_rows(list(total.table.columns)))
+        working = total
+        for _ in range(_MAX_RECURSION):
+            if working.num_rows == 0:
+                return total
+            scope[name] = working
+            step = self.run(body.expression, outer)
+            if len(step.fields) != len(fields):
+                raise ProgrammingError(
+                    f"the recursive part of {name} has the wrong number of columns"
+                )
+            columns = [
+                k.cast_to(c, t) if c.type != t else c
+                for c, t in zip(step.table.columns, types, strict=True)
+            ]
+            if pa.types.is_null(types[0]) and columns:
+                types = [c.type for c in columns]
+            step = Relation.build(columns, fields, step.num_rows)
+            if distinct and step.num_rows:
+                both = [
+                    pa.chunked_array(list(_chunks(a)) + list(_chunks(b)), b.type)
+                    for a, b in zip(total.table.columns, step.table.columns, strict=True)
+                ]
+                first = _distinct_rows(both)
+                fresh = first[first >= total.num_rows] - total.num_rows
+                step = step.take(np.sort(fresh))
+            total = Relation(pa.concat_tables([total.table, step.table]), fields)
+            working = step
+        raise ProgrammingError(
+            f"recursive query {name} did not finish after {_MAX_RECURSION} steps"
+        )
 
     # -- FROM -----------------------------------------------------------------------------
 
@@ -280,6 +337,16 @@ class Executor:
                 keep = k.mask(ev.eval(having.this), relation.num_rows)
                 relation = relation.filter(keep)
                 aggregates = {key: _filter_value(v, keep) for key, v in aggregates.items()}
+        windows = _windows(items + [o.this for o in order_items])
+        if windows:
+            from alopex.sql import windows as window_functions
+
+            named = window_functions.named_windows(node)
+            aggregates = dict(aggregates or {})
+            ev = Evaluator(relation, self.params, self, aggregates, outer)
+            for window in windows:
+                resolved = window_functions.resolve(window, named)
+                aggregates[window.sql()] = window_functions.compute(resolved, ev)
         ev = Evaluator(relation, self.params, self, aggregates, outer)
         columns = [ev.column(item) for item in items]
         fields = [Field(_output_name(item)) for item in items]
@@ -509,6 +576,20 @@ def _aggregate_calls(nodes: list[exp.Expr]) -> list[exp.Expr]:
     for node in nodes:
         visit(node)
     return list(calls.values())
+
+
+def _windows(nodes: list[exp.Expr]) -> list[exp.Window]:
+    found: dict[str, exp.Window] = {}
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, exp.Window):
+            found.setdefault(node.sql(), node)
+            continue
+        for child in node.iter_expressions():
+            if not isinstance(child, (exp.Subquery, exp.Select)):
+                stack.append(child)
+    return list(found.values())
 
 
 def _chunks(column: pa.ChunkedArray | pa.Array) -> Iterator[pa.Array]:
