@@ -153,6 +153,8 @@ class Cursor:
 def _params(parameters: Params | None) -> Params:
     if parameters is None:
         return ()
+    if type(parameters) is tuple or type(parameters) is list:
+        return parameters
     if isinstance(parameters, (Sequence, Mapping)) and not isinstance(parameters, (str, bytes)):
         return parameters
     raise ProgrammingError(

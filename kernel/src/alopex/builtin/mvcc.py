@@ -154,6 +154,11 @@ class MvccTransaction(Transaction):
             snapshot = self._snapshot = self._manager._snapshot_for(self)
         return snapshot
 
+    def snapshot_sequence(self) -> int:
+        """The number of commits this transaction sees (taking its snapshot if needed)."""
+        self._view()
+        return self._start
+
     def read(self, key: bytes, *, for_update: bool = False) -> bytes | None:
         if for_update and not self.readonly:
             if self._for_update is None:

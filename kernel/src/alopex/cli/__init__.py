@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 import alopex
+from alopex.cli.shell import shell, sql
 from alopex.config import read_config, validate
 from alopex.errors import AlopexError
 from alopex.plugins import PluginPolicy, PluginSet
@@ -71,6 +72,12 @@ class AlopexCLI(click.Group):
 @click.version_option(alopex.__version__, prog_name="alopex")
 def main() -> None:
     """Alopex: one engine for SQL tables, vectors and analytics."""
+
+
+# -- SQL: the interactive shell and one-shot statements (see shell.py) --------------------
+
+main.add_command(shell)
+main.add_command(sql)
 
 
 # -- plugins ----------------------------------------------------------------------------

@@ -51,6 +51,8 @@ def _remove(ctx: Context, entry: Entry) -> None:
 
 
 def _delete_range(ctx: Context, prefix: bytes) -> None:
+    if prefix[:1] == table_prefix(0)[:1]:
+        ctx.session.written.add(int.from_bytes(prefix[1:5], "big"))
     for key, _ in list(ctx.tx.read_range(prefix, prefix_end(prefix))):
         ctx.tx.write(key, None)
 
@@ -324,6 +326,7 @@ def _alter_one(ctx: Context, table: Table, action: exp.Expr) -> Table:
 
 def _rewrite_rows(ctx: Context, table: Table, change: object) -> None:
     prefix = table_prefix(table.id)
+    ctx.session.written.add(table.id)
     pairs = list(ctx.tx.read_range(prefix, prefix_end(prefix)))
     if not pairs:
         return

@@ -20,6 +20,7 @@ from alopex.errors import IntegrityError, NotSupportedError, ProgrammingError
 from alopex.sql import kernels as k
 from alopex.sql.catalog import Index, Table
 from alopex.sql.encoding import (
+    ROWS,
     decode_row,
     encode_int,
     encode_key,
@@ -34,7 +35,7 @@ from alopex.sql.types import SqlType, coerce
 if TYPE_CHECKING:
     from alopex.sql.session import Context
 
-KEY_FIELD = "\x00key"
+from alopex.sql.access import KEY_FIELD
 
 
 @lru_cache(maxsize=256)
@@ -72,8 +73,11 @@ class Writes:
 
     def apply(self) -> None:
         write = self.ctx.tx.write
+        written = self.ctx.session.written
         for key, value in self.pending.items():
             write(key, value)
+            if key[:1] == ROWS:
+                written.add(int.from_bytes(key[1:5], "big"))
 
 
 def _row_key(ctx: Context, table: Table, row: list[Any]) -> bytes:
@@ -167,6 +171,11 @@ def insert_rows(
     rowid_alias = (
         len(table.primary_key) == 1 and table.columns[table.primary_key[0]].type.arrow == pa.int64()
     )
+    pk = table.primary_key[0] if rowid_alias else -1
+    prefix = table_prefix(table.id)
+    template = [defaults.get(n) for n in range(len(table.columns))]
+    converters = [(p, _converter(table, p)) for p in positions]
+    largest_given = 0
     stored: list[list[Any]] = []
     for values in rows:
         if len(values) != len(positions):
@@ -174,18 +183,19 @@ def insert_rows(
                 f"table {table.name} has {len(positions)} columns to fill but "
                 f"{len(values)} values were supplied"
             )
-        row: list[Any] = [defaults.get(n) for n in range(len(table.columns))]
-        for position, value in zip(positions, values, strict=True):
-            column = table.columns[position]
-            row[position] = coerce(value, column.type, f"{table.name}.{column.name}")
+        row = template.copy()
+        for (position, convert), value in zip(converters, values, strict=True):
+            row[position] = convert(value)
         if rowid_alias:
-            given = row[table.primary_key[0]]
+            given = row[pk]
             if given is None:
-                row[table.primary_key[0]] = ctx.session.next_rowid(table, ctx.tx)
-            else:  # later automatic ids continue after the largest explicit one
-                ctx.session.next_rowid(table, ctx.tx, at_least=given)
+                row[pk] = given = ctx.session.next_rowid(table, ctx.tx)
+            elif given > largest_given:  # later automatic ids continue after it
+                largest_given = given
+            key = prefix + _VALUE_TAG + encode_int(given)
+        else:
+            key = _row_key(ctx, table, row)
         _check_row(ctx, table, row)
-        key = _row_key(ctx, table, row)
         existing = writes.read(key) if table.primary_key else None
         clash = [
             (i, other)
@@ -212,9 +222,31 @@ def insert_rows(
                 raise IntegrityError(f"{kind} constraint failed: {_describe(table, columns, row)}")
         _put_row(writes, table, indexes, row, key)
         stored.append(row)
+    if largest_given:
+        ctx.session.next_rowid(table, ctx.tx, at_least=largest_given)
     if own:
         writes.apply()
     return stored
+
+
+_VALUE_TAG = encode_key([0])[:1]
+
+
+def _converter(table: Table, position: int) -> Any:
+    """``coerce`` for one column, with the common already-right case answered first."""
+    column = table.columns[position]
+    where = f"{table.name}.{column.name}"
+    sql_type = column.type
+    native = {pa.int64(): int, pa.float64(): float, pa.string(): str, pa.binary(): bytes}.get(
+        sql_type.arrow
+    )
+
+    def convert(value: Any) -> Any:
+        if type(value) is native:
+            return value
+        return coerce(value, sql_type, where)
+
+    return convert
 
 
 def _apply_set(

@@ -77,6 +77,25 @@ def encode_value(value: Any) -> bytes:
     raise DataError(f"cannot use {type(value).__name__} {value!r} in a key")
 
 
+def skip_values(data: bytes, offset: int, widths: Sequence[int | None]) -> int:
+    """The offset just past encoded values of the given widths (None: escaped bytes).
+
+    Widths come from the column types: 8 for numbers, timestamps and dates, 1 for
+    booleans, None for text and blobs; a NULL is always one tag byte.
+    """
+    for width in widths:
+        if data[offset] == _NULL[0]:
+            offset += 1
+        elif width is not None:
+            offset += 1 + width
+        else:
+            position = offset + 1
+            while data[position] != 0 or data[position + 1] != 0:
+                position += 2 if data[position] == 0 else 1
+            offset = position + 2
+    return offset
+
+
 def encode_key(values: Sequence[Any]) -> bytes:
     """A composite key: the concatenation keeps lexicographic SQL order."""
     return b"".join(encode_value(v) for v in values)

@@ -8,6 +8,7 @@ Grouping assigns dense group ids with NumPy and aggregates with Arrow's hash agg
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -16,8 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot import exp
 
-from alopex.errors import NotSupportedError, ProgrammingError
+from alopex.errors import AlopexError, NotSupportedError, ProgrammingError
 from alopex.sql import kernels as k
+from alopex.sql.access import ScanRequest
 from alopex.sql.catalog import Catalog, Table
 from alopex.sql.expressions import (
     Correlated,
@@ -29,7 +31,7 @@ from alopex.sql.expressions import (
 from alopex.sql.kernels import NULL, Params, Value
 from alopex.sql.relation import Field, Relation
 
-ScanTable = Callable[[Table, str], Relation]
+ScanTable = Callable[[Table, str, "ScanRequest | None"], Relation]
 _MAX_RECURSION = 100_000
 ParseView = Callable[[str], exp.Expr]
 
@@ -49,6 +51,13 @@ class Executor:
         self.params = params
         self.parse_view = parse_view
         self._ctes: list[dict[str, Relation | exp.Expr]] = []
+        self._requests: dict[str, ScanRequest] = {}
+        #: (operator, detail, rows out, milliseconds) per step, for EXPLAIN [ANALYZE]
+        self.trace: list[tuple[str, str, int, float]] | None = None
+
+    def _traced(self, operator: str, detail: str, rows: int, started: float) -> None:
+        if self.trace is not None:
+            self.trace.append((operator, detail, rows, (time.perf_counter() - started) * 1e3))
 
     # -- entry points ---------------------------------------------------------------------
 
@@ -190,7 +199,16 @@ class Executor:
                 if view.columns:
                     relation = Relation(relation.table, [Field(c) for c in view.columns])
                 return relation.requalify(alias)
-            return self.scan(self.catalog.table(name), alias)
+            started = time.perf_counter()
+            table = self.catalog.table(name)
+            request = self._requests.get(alias.lower())
+            relation = self.scan(table, alias, request)
+            how = "; ".join(request.description) if request is not None else "full scan"
+            shown = (
+                table.name if alias.lower() == table.name.lower() else f"{table.name} AS {alias}"
+            )
+            self._traced("SCAN", f"{shown}: {how}", relation.num_rows, started)
+            return relation
         if isinstance(node, exp.Subquery) and not isinstance(
             node.this, (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Values)
         ):
@@ -237,6 +255,7 @@ class Executor:
                 pairs.append(pair)
             elif cond in conditions:
                 residual.append(cond)
+        started = time.perf_counter()
         if pairs:
             li, ri = _hash_join(pairs, left.num_rows, right.num_rows)
         else:
@@ -272,6 +291,14 @@ class Executor:
                 combined = Relation(
                     pa.concat_tables([combined.table, extra.table]), combined.fields
                 )
+        kind = f"{side} OUTER JOIN" if side else "JOIN"
+        how = f"hash join on {len(pairs)} key(s)" if pairs else "cross product"
+        self._traced(
+            kind,
+            how + (f", {len(residual)} residual condition(s)" if residual else ""),
+            combined.num_rows,
+            started,
+        )
         return combined
 
     def _equi_pair(
@@ -306,10 +333,18 @@ class Executor:
     def _select(self, node: exp.Select, outer: Outer | None) -> Relation:
         where = node.args.get("where")
         conjuncts = _conjuncts(where.this) if where is not None else []
-        relation = self._from(node, outer, conjuncts)
+        saved, self._requests = self._requests, self._pushdown(node, conjuncts, outer)
+        try:
+            relation = self._from(node, outer, conjuncts)
+        finally:
+            self._requests = saved
         if where is not None:
+            started = time.perf_counter()
             ev = Evaluator(relation, self.params, self, None, outer)
             relation = relation.filter(k.mask(ev.eval(where.this), relation.num_rows))
+            self._traced(
+                "FILTER", where.this.sql(dialect="sqlite")[:80], relation.num_rows, started
+            )
         items = self._expand(node.expressions, relation)
         group = node.args.get("group")
         having = node.args.get("having")
@@ -331,7 +366,14 @@ class Executor:
                 + [o.this for o in order_items]
                 + ([having.this] if having is not None else [])
             )
+            started = time.perf_counter()
             relation, aggregates = self._aggregate(relation, group_exprs, calls, outer)
+            self._traced(
+                "AGGREGATE",
+                f"{len(group_exprs)} group key(s), {len(calls)} aggregate(s)",
+                relation.num_rows,
+                started,
+            )
             if having is not None:
                 ev = Evaluator(relation, self.params, self, aggregates, outer)
                 keep = k.mask(ev.eval(having.this), relation.num_rows)
@@ -344,21 +386,72 @@ class Executor:
             named = window_functions.named_windows(node)
             aggregates = dict(aggregates or {})
             ev = Evaluator(relation, self.params, self, aggregates, outer)
+            started = time.perf_counter()
             for window in windows:
                 resolved = window_functions.resolve(window, named)
                 aggregates[window.sql()] = window_functions.compute(resolved, ev)
+            self._traced("WINDOW", f"{len(windows)} window function(s)", relation.num_rows, started)
         ev = Evaluator(relation, self.params, self, aggregates, outer)
         columns = [ev.column(item) for item in items]
         fields = [Field(_output_name(item)) for item in items]
         output = Relation.build(columns, fields, relation.num_rows)
         keys = [self._order_key(o, items, output, ev) for o in order_items]
         if node.args.get("distinct"):
+            started = time.perf_counter()
             first = _distinct_rows(list(output.table.columns))
             output = output.take(first)
             keys = [(_take(v, first), desc, nulls_first) for v, desc, nulls_first in keys]
+            self._traced("DISTINCT", "", output.num_rows, started)
         if keys:
+            started = time.perf_counter()
             output = output.take(_sort_indices(keys, output.num_rows))
+            self._traced("SORT", f"{len(keys)} key(s)", output.num_rows, started)
         return self._limit(node, output, outer)
+
+    def _pushdown(
+        self, node: exp.Select, conjuncts: list[exp.Expr], outer: Outer | None
+    ) -> dict[str, ScanRequest]:
+        """Per table alias: the columns the query reads and its constant conditions."""
+        from_ = node.args.get("from_")
+        if from_ is None:
+            return {}
+        joins = node.args.get("joins") or []
+        sources = [from_.this, *(j.this for j in joins)]
+        star = any(
+            isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
+            for e in node.expressions
+        )
+        natural = any(j.method and j.method.upper() == "NATURAL" for j in joins)
+        needed: frozenset[str] | None = None
+        if not star and not natural:
+            names = {c.name.lower() for c in node.find_all(exp.Column)}
+            names |= {u.name.lower() for j in joins for u in j.args.get("using") or []}
+            needed = frozenset(names)
+        single = len(sources) == 1
+        requests: dict[str, ScanRequest] = {}
+        constant = Evaluator(Relation.single_row(), self.params, self, None, outer)
+        for source in sources:
+            if not isinstance(source, exp.Table) or source.args.get("joins"):
+                continue
+            alias = source.alias_or_name.lower()
+            request = ScanRequest(columns=needed)
+            for cond in conjuncts:
+                for column, op, value_node in _constant_conditions(cond):
+                    if (column.table.lower() != alias) if column.table else not single:
+                        continue
+                    try:
+                        value = constant.eval(value_node)
+                    except AlopexError:
+                        continue
+                    python = value.as_py() if isinstance(value, pa.Scalar) else None
+                    if python is None or isinstance(python, (list, dict)):
+                        continue
+                    if op == "=":
+                        request.equal[column.name.lower()] = python
+                    else:
+                        request.bound(column.name.lower(), op, python)
+            requests[alias] = request
+        return requests
 
     def _expand(self, expressions: list[exp.Expr], relation: Relation) -> list[exp.Expr]:
         items: list[exp.Expr] = []
@@ -531,6 +624,34 @@ class Executor:
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+
+_FLIPPED = {"=": "=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+_OPS: dict[type, str] = {exp.EQ: "=", exp.LT: "<", exp.LTE: "<=", exp.GT: ">", exp.GTE: ">="}
+
+
+def _is_constant(node: exp.Expr) -> bool:
+    while isinstance(node, (exp.Neg, exp.Paren)):
+        node = node.this
+    return isinstance(node, (exp.Literal, exp.Placeholder))
+
+
+def _constant_conditions(cond: exp.Expr) -> list[tuple[exp.Column, str, exp.Expr]]:
+    """``column op constant`` readings of a WHERE conjunct (BETWEEN gives two)."""
+    if isinstance(cond, exp.Between) and isinstance(cond.this, exp.Column):
+        low, high = cond.args["low"], cond.args["high"]
+        if _is_constant(low) and _is_constant(high):
+            return [(cond.this, ">=", low), (cond.this, "<=", high)]
+        return []
+    op = _OPS.get(type(cond))
+    if op is None or not isinstance(cond, exp.Binary):
+        return []
+    left, right = cond.left, cond.right
+    if isinstance(left, exp.Column) and _is_constant(right):
+        return [(left, op, right)]
+    if isinstance(right, exp.Column) and _is_constant(left):
+        return [(right, _FLIPPED[op], left)]
+    return []
 
 
 def _conjuncts(node: exp.Expr | None) -> list[exp.Expr]:

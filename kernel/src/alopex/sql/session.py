@@ -8,6 +8,7 @@ commits on its own unless ``BEGIN`` opened an explicit transaction.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -24,9 +25,10 @@ from alopex.errors import (
     OperationalError,
     ProgrammingError,
 )
-from alopex.sql import ddl, dml
+from alopex.sql import access, ddl, dml
+from alopex.sql.access import ScanRequest
 from alopex.sql.catalog import VERSION_KEY, Catalog, Table
-from alopex.sql.encoding import decode_int, decode_row, decode_rows, encode_key, table_prefix
+from alopex.sql.encoding import decode_int, decode_row, encode_key, table_prefix
 from alopex.sql.kernels import Params
 from alopex.sql.parser import Explain, Special, parse
 from alopex.sql.relation import Field, Relation
@@ -55,6 +57,7 @@ class SqlState:
         self.lock = threading.Lock()
         self.catalog: Catalog | None = None
         self.rowids: dict[int, int] = {}
+        self.columns = access.ColumnCache()
 
 
 def sql_state(database: Database) -> SqlState:
@@ -76,8 +79,16 @@ class Context:
     def executor(self) -> Executor:
         return Executor(self.catalog, self.scan, self.params, _view_query)
 
-    def scan(self, table: Table, alias: str) -> Relation:
-        return scan_table(self.tx, table, alias)
+    def scan(self, table: Table, alias: str, request: ScanRequest | None = None) -> Relation:
+        return access.scan(
+            self.tx,
+            self.catalog,
+            table,
+            alias,
+            request,
+            self.session.state.columns,
+            self.session.written,
+        )
 
     def refresh_catalog(self) -> None:
         self.catalog = self.session._load_catalog(self.tx)
@@ -228,24 +239,6 @@ def _view_query(sql: str) -> exp.Expr:
     return statement
 
 
-def scan_table(tx: MvccTransaction, table: Table, alias: str) -> Relation:
-    """Every row of ``table`` in the transaction's view, as Arrow columns."""
-    prefix = table_prefix(table.id)
-    pairs = list(tx.read_range(prefix, prefix_end(prefix)))
-    fields = [Field(c.name, alias) for c in table.columns] + [Field(dml.KEY_FIELD, alias, True)]
-    if not pairs:
-        columns = [pa.array([], c.type.arrow) for c in table.columns]
-        return Relation.build([*columns, pa.array([], pa.binary())], fields, 0)
-    keys, values = zip(*pairs, strict=True)
-    rows = decode_rows(values)
-    by_column = list(zip(*rows, strict=True))
-    columns = [
-        to_arrow(list(values), column.type)
-        for values, column in zip(by_column, table.columns, strict=True)
-    ]
-    return Relation.build([*columns, pa.array(keys, pa.binary())], fields, len(rows))
-
-
 def python_rows(relation: Relation, table: Table, positions: list[int]) -> list[tuple[Any, ...]]:
     """Rows of stored (not display) values: what the row encoding writes back."""
     from alopex.sql.types import coerce
@@ -279,6 +272,7 @@ class Session:
         self.autocommit = False
         self._savepoints: list[tuple[str, dict[bytes, bytes | None]]] = []
         self._ddl_in_tx = False  # catalog writes pending in the open transaction
+        self.written: set[int] = set()  # ids of tables written in the open transaction
         # parsed statement id -> (statement, its point-lookup plan or None)
         self._plans: dict[int, tuple[Any, PointLookup | None]] = {}
 
@@ -299,10 +293,17 @@ class Session:
         self.explicit = False
         self._savepoints.clear()
         wrote_catalog, self._ddl_in_tx = self._ddl_in_tx, False
+        written, self.written = self.written, set()
         if tx is not None:
+            modified = self.state.columns.modified
+            for table_id in written:  # in flux: no cache entry is valid until we are done
+                modified[table_id] = -1
             try:
                 tx.commit()
             finally:
+                sequence = self.database.txns._seq  # type: ignore[attr-defined]
+                for table_id in written:
+                    modified[table_id] = sequence
                 if wrote_catalog:
                     self.state.catalog = None
 
@@ -311,6 +312,7 @@ class Session:
         self.explicit = False
         self._savepoints.clear()
         self._ddl_in_tx = False
+        self.written = set()
         if tx is not None:
             tx.rollback()
 
@@ -437,9 +439,14 @@ class Session:
             self._ddl_in_tx = True
         try:
             ctx = Context(self, tx, self._load_catalog(tx), params)
+            result = None
             if not planned and isinstance(statement, exp.Select):
-                self._plan_point_lookup(statement, ctx.catalog)
-            result = self._dispatch(statement, ctx)
+                plan = self._plan_point_lookup(statement, ctx.catalog)
+                rows = plan.run(self, tx, params) if plan is not None else None
+                if rows is not None and plan is not None:
+                    result = Result(rows=rows, names=plan.names)
+            if result is None:
+                result = self._dispatch(statement, ctx)
         except BaseException:
             if self.autocommit and not self.explicit:
                 self.rollback()
@@ -450,10 +457,12 @@ class Session:
             self.commit()
         return result
 
-    def _plan_point_lookup(self, statement: exp.Select, catalog: Catalog) -> None:
+    def _plan_point_lookup(self, statement: exp.Select, catalog: Catalog) -> PointLookup | None:
         if len(self._plans) > 512:
             self._plans.clear()
-        self._plans[id(statement)] = (statement, PointLookup.build(statement, catalog))
+        plan = PointLookup.build(statement, catalog)
+        self._plans[id(statement)] = (statement, plan)
+        return plan
 
     def _dispatch(self, statement: Any, ctx: Context) -> Result:
         if isinstance(statement, Explain):
@@ -516,8 +525,42 @@ class Session:
         return Result()
 
     def _explain(self, statement: Explain, ctx: Context) -> Result:
-        text = statement.statement.sql(dialect="sqlite", pretty=True)
-        lines = ["plan (vectorized on Arrow):", *("  " + line for line in text.splitlines())]
+        """The operators a query runs, in order, with the access path of every scan.
+
+        EXPLAIN reads through the chosen access paths but runs every later operator on
+        no rows; EXPLAIN ANALYZE runs the
+        query and adds the rows and milliseconds of each operator.
+        """
+        inner = statement.statement
+        lines: list[str] = []
+        if not isinstance(inner, (exp.Select, exp.Union, exp.Intersect, exp.Except)):
+            lines.append(
+                f"{inner.key.upper()} (statement runs row batches through the transaction)"
+            )
+        else:
+            executor = ctx.executor()
+            executor.trace = []
+            if not statement.analyze:
+                real_scan = executor.scan
+
+                def planned(table: Table, alias: str, request: ScanRequest | None) -> Relation:
+                    relation = real_scan(table, alias, request)
+                    return relation.slice(0, 0)
+
+                # plan on real access paths but run the rest on no rows
+                executor.scan = planned
+            started = time.perf_counter()
+            output = executor.run(inner)
+            total = (time.perf_counter() - started) * 1e3
+            for operator, detail, rows, ms in executor.trace:
+                text = f"{operator:<16} {detail}"
+                if statement.analyze:
+                    text += f"  [rows={rows}, {ms:.2f} ms]"
+                lines.append(text)
+            lines.append(
+                f"{'PROJECT':<16} {len(output.fields)} column(s)"
+                + (f"  [rows={output.num_rows}, total {total:.2f} ms]" if statement.analyze else "")
+            )
         relation = Relation.build([pa.array(lines)], [Field("plan")], len(lines))
         return Result(relation)
 
