@@ -270,9 +270,9 @@ def print_rows(
 ) -> None:
     """Print a result in ``mode`` (table, csv or json)."""
     if mode == "json":
-        console.print(format_json(names, rows), markup=False, soft_wrap=True)
+        console.out(format_json(names, rows), highlight=False)
     elif mode == "csv":
-        console.print(format_csv(names, rows), markup=False, soft_wrap=True)
+        console.out(format_csv(names, rows), highlight=False)
     else:
         table = rich_table(names, rows)
         width = None
@@ -337,6 +337,8 @@ class Shell:
             self.refresh_names()
 
     def run_statement(self, statement: str) -> None:
+        """Run one statement and print its rows or row count; an error is one line and
+        Ctrl-C abandons the statement, so the shell survives both."""
         started = time.perf_counter()
         try:
             cursor = self.con.execute(statement)
@@ -502,6 +504,7 @@ def _result(cursor: Cursor) -> tuple[list[str] | None, list[tuple[Any, ...]]]:
 
 
 def history_path() -> Path:
+    """Where history persists between sessions; ALOPEX_HISTORY moves it (tests, CI)."""
     return Path(os.environ.get("ALOPEX_HISTORY") or Path.home() / ".alopex_history")
 
 
@@ -564,8 +567,11 @@ def run_interactive(shell: Shell) -> None:
             continue
         except EOFError:
             break
-        if not shell.run_input(text):
-            break
+        try:
+            if not shell.run_input(text):
+                break
+        except KeyboardInterrupt:  # while printing a long result
+            shell.report(KeyboardInterrupt("interrupted"))
 
 
 # -- commands ---------------------------------------------------------------------------

@@ -197,7 +197,8 @@ def create_index(ctx: Context, node: exp.Create) -> None:
 
 
 def create_view(ctx: Context, node: exp.Create) -> None:
-    name = node.this.name
+    target = node.this
+    name = target.this.name if isinstance(target, exp.Schema) else target.name
     if ctx.catalog.exists(name):
         if node.args.get("exists"):
             return
@@ -303,14 +304,18 @@ def _alter_one(ctx: Context, table: Table, action: exp.Expr) -> Table:
         _store(ctx, changed)
         return changed
     if isinstance(action, exp.Drop):
-        position = table.position(action.this.name)
+        targets = action.args.get("tables") or ([action.this] if action.this else [])
+        if len(targets) != 1:
+            raise NotSupportedError("ALTER TABLE DROP COLUMN takes one column")
+        dropped = targets[0].name
+        position = table.position(dropped)
+        if len(table.columns) == 1:
+            raise ProgrammingError(f"cannot drop {dropped}: it is the only column of {table.name}")
         if position in table.primary_key:
-            raise ProgrammingError(f"cannot drop PRIMARY KEY column {action.this.name}")
+            raise ProgrammingError(f"cannot drop PRIMARY KEY column {dropped}")
         for index in ctx.catalog.indexes_of(table.name):
             if position in index.columns:
-                raise ProgrammingError(
-                    f"cannot drop column {action.this.name}: index {index.name} uses it"
-                )
+                raise ProgrammingError(f"cannot drop column {dropped}: index {index.name} uses it")
         columns = tuple(c for n, c in enumerate(table.columns) if n != position)
         primary = tuple(p - (p > position) for p in table.primary_key)
         changed = attrs.evolve(table, columns=columns, primary_key=primary)

@@ -16,7 +16,7 @@ import sqlglot
 from sqlglot import exp
 
 from alopex.contracts.storage import prefix_end
-from alopex.errors import IntegrityError, NotSupportedError, ProgrammingError
+from alopex.errors import DataError, IntegrityError, NotSupportedError, ProgrammingError
 from alopex.sql import kernels as k
 from alopex.sql.catalog import Index, Table
 from alopex.sql.encoding import (
@@ -190,6 +190,11 @@ def insert_rows(
             given = row[pk]
             if given is None:
                 row[pk] = given = ctx.session.next_rowid(table, ctx.tx)
+            elif type(given) is not int:
+                raise DataError(
+                    f"{table.name}.{table.columns[pk].name} is an INTEGER PRIMARY KEY and "
+                    f"cannot hold {given!r}"
+                )
             elif given > largest_given:  # later automatic ids continue after it
                 largest_given = given
             key = prefix + _VALUE_TAG + encode_int(given)
@@ -210,10 +215,14 @@ def insert_rows(
                     old_raw = writes.read(old_key)
                     if old_raw is not None:
                         _remove_row(writes, indexes, decode_row(old_raw), old_key)
-            elif conflict == "update" and update is not None and existing is not None:
-                old = decode_row(existing)
+            elif conflict == "update" and update is not None:
+                # the conflicting row: same primary key, or same unique values
+                old_key = key if existing is not None else clash[0][1]
+                old_raw = existing if existing is not None else writes.read(old_key)
+                assert old_raw is not None
+                old = decode_row(old_raw)
                 new = _apply_set(ctx, table, update, old, excluded=row)
-                _replace(ctx, writes, table, indexes, unique, old, key, new)
+                _replace(ctx, writes, table, indexes, unique, old, old_key, new)
                 stored.append(new)
                 continue
             else:
@@ -257,10 +266,15 @@ def _apply_set(
     excluded: list[Any] | None = None,
 ) -> list[Any]:
     relation = _rows_relation(table, [old])
-    if excluded is not None:
-        relation = relation.concat_columns(_rows_relation(table, [excluded]).requalify("excluded"))
+    if excluded is not None:  # excluded.* must be qualified; bare names mean the stored row
+        proposed = _rows_relation(table, [excluded]).requalify("excluded")
+        proposed.fields = [Field(f.name, f.table, True) for f in proposed.fields]
+        relation = relation.concat_columns(proposed)
     ev = Evaluator(relation, ctx.params, ctx.executor())
     new = list(old)
+    where = assignments.args.get("where")
+    if where is not None and not k.mask(ev.eval(where.this), 1)[0].as_py():
+        return new  # DO UPDATE ... WHERE false: the existing row stays as it is
     for assignment in assignments.expressions:
         position = table.position(assignment.this.name)
         value = ev.column(assignment.expression)[0].as_py()
@@ -372,11 +386,19 @@ def insert(ctx: Context, node: exp.Insert) -> tuple[int, Relation | None]:
     update = None
     on_conflict = node.args.get("conflict")
     if on_conflict is not None:
-        if on_conflict.args.get("nothing"):
+        action = on_conflict.args.get("action")
+        action_text = action.name.upper() if action is not None else ""
+        if on_conflict.args.get("nothing") or "NOTHING" in action_text:
             conflict = "ignore"
         else:
+            assignments = on_conflict.args.get("expressions") or []
+            if not assignments:
+                raise ProgrammingError("ON CONFLICT DO UPDATE needs SET assignments")
             conflict = "update"
-            update = exp.Tuple(expressions=on_conflict.args.get("expressions") or [])
+            update = exp.Tuple(expressions=assignments)
+            where = on_conflict.args.get("where")
+            if where is not None:
+                update.set("where", where)
     if conflict not in ("abort", "ignore", "replace", "update", "fail", "rollback"):
         raise NotSupportedError(f"INSERT OR {conflict.upper()} is not supported")
     if any(v is _DEFAULT for row in rows for v in row):
@@ -440,8 +462,30 @@ def _stored_rows(table: Table, relation: Relation) -> tuple[list[bytes], list[li
     return keys, rows
 
 
+def _target(node: exp.Expr, verb: str) -> str:
+    target = node.this
+    if not isinstance(target, exp.Table):
+        tables = node.args.get("tables") or []
+        if verb == "DELETE" and len(tables) == 1 and isinstance(tables[0], exp.Table):
+            return str(tables[0].name)  # DELETE t WHERE ... (FROM omitted)
+        raise ProgrammingError(f"{verb} needs a table name")
+    return str(target.name)
+
+
 def update(ctx: Context, node: exp.Update) -> tuple[int, Relation | None]:
-    table = ctx.catalog.table(node.this.name)
+    table = ctx.catalog.table(_target(node, "UPDATE"))
+    if not node.expressions:
+        raise ProgrammingError(f"UPDATE {table.name} needs SET assignments")
+    for assignment in node.expressions:
+        if (
+            not isinstance(assignment, exp.EQ)
+            or not isinstance(assignment.this, exp.Column)
+            or assignment.expression is None
+        ):
+            raise ProgrammingError(
+                f"UPDATE assignments look like column = value, not "
+                f"{assignment.sql(dialect='sqlite')}"
+            )
     relation = _matching(ctx, table, node.args.get("where"))
     keys, old_rows = _stored_rows(table, relation)
     ev = Evaluator(relation, ctx.params, ctx.executor())
@@ -480,7 +524,7 @@ def update(ctx: Context, node: exp.Update) -> tuple[int, Relation | None]:
 
 
 def delete(ctx: Context, node: exp.Delete) -> tuple[int, Relation | None]:
-    table = ctx.catalog.table(node.this.name)
+    table = ctx.catalog.table(_target(node, "DELETE"))
     relation = _matching(ctx, table, node.args.get("where"))
     keys, rows = _stored_rows(table, relation)
     writes = Writes(ctx)

@@ -189,6 +189,10 @@ class Evaluator:
         equal = pc.fill_null(k.compare("=", left, right), False)
         return pc.if_else(either_null, both_null, equal)
 
+    def _null_safe(self, node: exp.Binary) -> Value:
+        equal = self._is(exp.Is(this=node.left, expression=node.right))
+        return pc.invert(equal) if isinstance(node, exp.NullSafeNEQ) else equal
+
     def _between(self, node: exp.Between) -> Value:
         value = self.eval(node.this)
         low, high = self.eval(node.args["low"]), self.eval(node.args["high"])
@@ -229,6 +233,12 @@ class Evaluator:
         found = self.executor.subquery_relation(node.this, self)
         if found is None:
             return self._per_row(node)
+        visible = [f for f in found.fields if not f.hidden]
+        if len(visible) > 1:
+            raise ProgrammingError(
+                f"sub-select returns {len(visible)} columns - expected 1: "
+                f"{node.sql(dialect='sqlite')[:80]}"
+            )
         if found.num_rows == 0 or not found.fields:
             return NULL
         return found.column(0)[0]
@@ -314,8 +324,13 @@ class Evaluator:
         return pc.match_substring_regex(value, regex, ignore_case=True)
 
     def _pattern(self, this: exp.Expr, pattern_node: exp.Expr, *, like: bool, case: bool) -> Value:
+        result = self._match(this, pattern_node, like=like, case=case)
+        negate = this.parent is not None and this.parent.args.get("negate")
+        return pc.invert(result) if negate else result
+
+    def _match(self, this: exp.Expr, pattern_node: exp.Expr, *, like: bool, case: bool) -> Value:
         value = _as_text(self.eval(this))
-        pattern = self.eval(pattern_node)
+        pattern = _as_text(self.eval(pattern_node))
         if k.is_null_type(value) or k.is_null_type(pattern):
             return pa.scalar(None, pa.bool_())
         if isinstance(pattern, pa.Scalar):
@@ -491,6 +506,8 @@ _DISPATCH: dict[type, Callable[[Evaluator, Any], Value]] = {
     exp.Or: Evaluator._or,
     exp.Not: Evaluator._not,
     exp.Is: Evaluator._is,
+    exp.NullSafeEQ: Evaluator._null_safe,
+    exp.NullSafeNEQ: Evaluator._null_safe,
     exp.Between: Evaluator._between,
     exp.In: Evaluator._in,
     exp.Exists: Evaluator._exists,

@@ -51,6 +51,15 @@ def _args(node: exp.Func) -> list[exp.Expr]:
     return out
 
 
+def _integer_argument(ev: Evaluator, node: exp.Expr) -> int | None:
+    """A constant integer argument (numeric text counts); None for NULL."""
+    value = ev.eval(node)
+    if not isinstance(value, pa.Scalar):
+        raise ProgrammingError(f"{node.sql(dialect='sqlite')} must be a constant here")
+    number = k.numeric(value).as_py() if not k.is_null_type(value) else None
+    return None if number is None else int(number)
+
+
 def _text(value: Value) -> Value:
     if pa.types.is_string(value.type) or k.is_null_type(value):
         return value
@@ -110,10 +119,10 @@ def _upper(ev: Evaluator, node: exp.Func) -> Value:
 @function("substring")
 def _substr(ev: Evaluator, node: exp.Func) -> Value:
     value = _text(ev.eval(node.this))
-    start = ev.eval(node.args["start"]).as_py()
+    start = _integer_argument(ev, node.args["start"])
     length = node.args.get("length")
-    count = ev.eval(length).as_py() if length is not None else None
-    if k.is_null_type(value) or start is None:
+    count = _integer_argument(ev, length) if length is not None else None
+    if k.is_null_type(value) or start is None or (length is not None and count is None):
         return NULL
     begin = start - 1 if start > 0 else start
     stop = None if count is None else (begin + count if begin >= 0 or begin + count < 0 else None)
@@ -149,13 +158,13 @@ def _replace(ev: Evaluator, node: exp.Func) -> Value:
 def _round(ev: Evaluator, node: exp.Func) -> Value:
     value = k.numeric(ev.eval(node.this))
     digits_node = node.args.get("decimals")
-    digits = ev.eval(digits_node).as_py() if digits_node is not None else 0
-    if k.is_null_type(value):
+    digits = _integer_argument(ev, digits_node) if digits_node is not None else 0
+    if k.is_null_type(value) or digits is None:
         return NULL
-    rounded = pc.round(
-        pc.cast(value, pa.float64()), int(digits or 0), round_mode="half_away_from_zero"
-    )
-    return rounded
+    # SQLite rounds half away from zero, ignores negative digits and needs no more than
+    # 30 (Arrow would spin on huge counts).
+    places = min(max(digits, 0), 30)
+    return pc.round(pc.cast(value, pa.float64()), places, round_mode="half_towards_infinity")
 
 
 @function("typeof")
@@ -180,8 +189,12 @@ def _typeof(ev: Evaluator, node: exp.Func) -> Value:
 
 @function("strposition")
 def _instr(ev: Evaluator, node: exp.Func) -> Value:
-    value, needle = _text(ev.eval(node.this)), ev.eval(node.args["substr"])
+    value, needle = _text(ev.eval(node.this)), _text(ev.eval(node.args["substr"]))
     if k.is_null_type(value) or k.is_null_type(needle):
+        return NULL
+    if not isinstance(needle, pa.Scalar):
+        raise ProgrammingError("instr() needs a constant string to look for")
+    if needle.as_py() is None:
         return NULL
     found = pc.find_substring(value, needle.as_py())
     return pc.add(pc.cast(found, pa.int64()), 1)
@@ -216,6 +229,21 @@ def _unicode(ev: Evaluator, node: exp.Func) -> Value:
     return (
         pa.scalar(out[0], pa.int64()) if isinstance(value, pa.Scalar) else pa.array(out, pa.int64())
     )
+
+
+@function("currenttimestamp", "currentdatetime")
+def _now(ev: Evaluator, node: exp.Func) -> Value:
+    import datetime as dt
+
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    return pa.scalar(now, pa.timestamp("us"))
+
+
+@function("currentdate")
+def _today(ev: Evaluator, node: exp.Func) -> Value:
+    import datetime as dt
+
+    return pa.scalar(dt.datetime.now(dt.UTC).date(), pa.date32())
 
 
 @function("chr")

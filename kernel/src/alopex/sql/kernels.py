@@ -177,6 +177,10 @@ def comparable(left: Value, right: Value) -> tuple[Value, Value]:
         right, rt = pc.cast(right, pa.int64()), pa.int64()
     ltext = pa.types.is_string(lt) or pa.types.is_large_string(lt)
     rtext = pa.types.is_string(rt) or pa.types.is_large_string(rt)
+    if ltext and _temporal(rt):
+        return _text_to_temporal(left, rt), right
+    if rtext and _temporal(lt):
+        return left, _text_to_temporal(right, lt)
     if ltext and is_numeric(rt):
         left = _text_for_compare(left, rt)
     elif rtext and is_numeric(lt):
@@ -184,6 +188,28 @@ def comparable(left: Value, right: Value) -> tuple[Value, Value]:
     elif pa.types.is_decimal(lt) or pa.types.is_decimal(rt):
         left, right = pc.cast(left, pa.float64()), pc.cast(right, pa.float64())
     return left, right
+
+
+def _temporal(t: pa.DataType) -> bool:
+    return bool(pa.types.is_timestamp(t) or pa.types.is_date(t))
+
+
+def _text_to_temporal(text: Value, target: pa.DataType) -> Value:
+    """ISO text ('2024-01-01', '2024-01-01 10:00:00') as a timestamp or date."""
+    import datetime as dt
+
+    def parse(item: str | None) -> Any:
+        if item is None:
+            return None
+        try:
+            moment = dt.datetime.fromisoformat(item)
+        except ValueError:
+            raise DataError(f"{item!r} is not an ISO date or timestamp") from None
+        return moment.date() if pa.types.is_date(target) else moment
+
+    if isinstance(text, pa.Scalar):
+        return pa.scalar(parse(text.as_py()), target)
+    return pa.array([parse(v) for v in text.to_pylist()], target)
 
 
 def _text_for_compare(text: Value, target: pa.DataType) -> Value:
@@ -223,6 +249,8 @@ def common_type(types: Sequence[pa.DataType]) -> pa.DataType:
         if any(pa.types.is_floating(t) or pa.types.is_decimal(t) for t in real):
             return pa.float64()
         return pa.int64()
+    if any(pa.types.is_binary(t) for t in real):
+        return pa.binary()  # text converts to its UTF-8 bytes; not every blob is text
     if any(pa.types.is_string(t) for t in real):
         return pa.string()
     return real[0]

@@ -82,7 +82,7 @@ def parse(sql: str) -> tuple[Statement, ...]:
     except ParseError as err:
         raise _syntax_error(sql, err) from None
     except TokenError as err:
-        raise ProgrammingError(f"syntax error: {err}") from None
+        raise _token_error(sql, err) from None
     for statement in statements:
         if isinstance(statement, exp.Command):
             raise ProgrammingError(
@@ -90,6 +90,43 @@ def parse(sql: str) -> tuple[Statement, ...]:
             )
         _number_placeholders(statement)
     return tuple(statements)
+
+
+def _token_error(sql: str, err: TokenError) -> ProgrammingError:
+    """Tokenizer errors carry no position; an unterminated quote is the usual cause."""
+    offset = _unterminated_quote(sql)
+    if offset is None:
+        return ProgrammingError(f"syntax error: {err}")
+    line = sql.count("\n", 0, offset) + 1
+    column = offset - (sql.rfind("\n", 0, offset) + 1) + 1
+    error = ProgrammingError(
+        f"syntax error at line {line}, column {column}: unterminated "
+        f"{'string' if sql[offset] == chr(39) else 'quoted name'} starting with "
+        f"{sql[offset : offset + 20]!r}"
+    )
+    error.line, error.column, error.token = line, column, sql[offset]  # type: ignore[attr-defined]
+    return error
+
+
+def _unterminated_quote(sql: str) -> int | None:
+    opened: int | None = None
+    quote = ""
+    index = 0
+    while index < len(sql):
+        ch = sql[index]
+        if opened is None:
+            if ch in "'\"`":
+                opened, quote = index, ch
+            elif sql.startswith("--", index):
+                end = sql.find("\n", index)
+                index = len(sql) if end == -1 else end
+        elif ch == quote:
+            if sql.startswith(quote * 2, index):
+                index += 1  # doubled quote inside the literal
+            else:
+                opened = None
+        index += 1
+    return opened
 
 
 def _syntax_error(sql: str, err: ParseError) -> ProgrammingError:

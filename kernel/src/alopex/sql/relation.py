@@ -65,6 +65,8 @@ class Relation:
             if f.name.lower() == lowered
             and (qualifier is None or (f.table is not None and f.table.lower() == qualifier))
         ]
+        if len(found) > 1:  # USING/NATURAL joins hide the right side's copy
+            found = [n for n in found if not self.fields[n].hidden] or found
         if len(found) > 1:
             raise ProgrammingError(f"ambiguous column name: {name}; qualify it with a table")
         return found[0] if found else None

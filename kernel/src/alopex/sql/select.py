@@ -359,7 +359,8 @@ class Executor:
         aggregates: dict[str, Value] | None = None
         if aggregated:
             group_exprs = [
-                self._group_expr(g, items) for g in (group.expressions if group is not None else [])
+                self._group_expr(g, items, relation)
+                for g in (group.expressions if group is not None else [])
             ]
             calls = _aggregate_calls(
                 items
@@ -473,7 +474,7 @@ class Executor:
                 items.append(item)
         return items
 
-    def _group_expr(self, node: exp.Expr, items: list[exp.Expr]) -> exp.Expr:
+    def _group_expr(self, node: exp.Expr, items: list[exp.Expr], relation: Relation) -> exp.Expr:
         if isinstance(node, exp.Literal) and not node.is_string:
             position = int(node.this)
             if not 1 <= position <= len(items):
@@ -484,7 +485,7 @@ class Executor:
                 if (
                     isinstance(item, exp.Alias)
                     and item.alias.lower() == node.name.lower()
-                    and not isinstance(item.this, exp.Column)
+                    and relation.resolve(node.name) is None  # a source column wins
                 ):
                     aliased: exp.Expr = item.this
                     return aliased

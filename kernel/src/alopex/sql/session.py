@@ -233,6 +233,18 @@ def _display(value: Any, sql_type: Any) -> Any:
     return value if value is None or _plain(sql_type.arrow) else to_python(value, sql_type)
 
 
+def _parse(sql: str) -> tuple[Any, ...]:
+    """``parse`` with anything unexpected from the parser turned into an AlopexError."""
+    try:
+        return parse(sql)
+    except AlopexError:
+        raise
+    except RecursionError as err:
+        raise ProgrammingError("statement too deeply nested to parse") from err
+    except Exception as err:
+        raise ProgrammingError(f"cannot parse the statement ({type(err).__name__}: {err})") from err
+
+
 def _view_query(sql: str) -> exp.Expr:
     (statement,) = parse(sql)
     assert isinstance(statement, exp.Expr)
@@ -354,7 +366,7 @@ class Session:
     def execute(self, sql: str, params: Params = ()) -> Result:
         if not isinstance(sql, str):
             raise ProgrammingError(f"SQL must be a str, not {type(sql).__name__}")
-        statements = parse(sql)
+        statements = _parse(sql)
         result = Result()
         for statement in statements:
             result = self._guarded(statement, params)
@@ -363,7 +375,7 @@ class Session:
     def executemany(self, sql: str, seq_of_params: Any) -> int:
         """Run ``sql`` once per parameter set; plain ``INSERT ... VALUES (?, ...)``
         statements insert every set in one pass. Returns the total row count."""
-        statements = parse(sql) if isinstance(sql, str) else ()
+        statements = _parse(sql) if isinstance(sql, str) else ()
         if len(statements) == 1 and isinstance(statements[0], exp.Insert):
             shape = dml.placeholder_rows(statements[0])
             if shape is not None:
