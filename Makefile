@@ -34,6 +34,7 @@ format: install
 
 bench: install  ## benchmarks against peers (prints tables; not part of the tests)
 	$(PY) bench/kv.py
+	$(PY) bench/sql.py
 
 clean:
 	rm -rf $(VENV) alopex-demo.db

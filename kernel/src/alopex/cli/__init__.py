@@ -290,4 +290,41 @@ def demo(path: str, config: str | None) -> None:
             f"[bold]{(db.get(b'animal:000') or b'').decode()}[/]"
         )
         reader.rollback()
-    console.print("try: [bold]alopex kv scan " + path + "[/], [bold]alopex info " + path + "[/]")
+        _sql_tour(db)
+    console.print(
+        f"next: [bold]alopex shell {path}[/] (interactive SQL), [bold]alopex kv scan {path}[/], "
+        f"[bold]alopex info {path}[/]"
+    )
+
+
+def _sql_tour(db: alopex.Connection) -> None:
+    """The SQL half of the demo: the overview's users table, an aggregate, a window."""
+    console.rule("SQL")
+    db.autocommit = True
+    db.execute("DROP TABLE IF EXISTS users")
+    db.execute(
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT, "
+        "created_at TIMESTAMP)"
+    )
+    db.executemany(
+        "INSERT INTO users (id, name, email, created_at) VALUES (?, ?, ?, ?)",
+        [
+            (1, "Alice", "alice@example.com", "2025-01-02 10:00:00"),
+            (2, "Bob", "bob@example.org", "2025-01-03 11:30:00"),
+            (3, "Carol", "carol@example.com", "2025-02-01 09:15:00"),
+        ],
+    )
+    for statement in (
+        "SELECT * FROM users WHERE id = 1",
+        "SELECT substr(email, instr(email, '@') + 1) AS domain, count(*) AS users "
+        "FROM users GROUP BY domain ORDER BY users DESC",
+        "SELECT name, rank() OVER (ORDER BY created_at) AS signup_order FROM users",
+        "EXPLAIN SELECT name FROM users WHERE id BETWEEN 2 AND 3",
+    ):
+        cursor = db.execute(statement)
+        table = Table(
+            *[d[0] for d in cursor.description or []], title=statement, title_justify="left"
+        )
+        for row in cursor.fetchall():
+            table.add_row(*(Text("NULL" if v is None else str(v)) for v in row))
+        console.print(table)

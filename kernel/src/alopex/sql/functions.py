@@ -119,14 +119,56 @@ def _upper(ev: Evaluator, node: exp.Func) -> Value:
 @function("substring")
 def _substr(ev: Evaluator, node: exp.Func) -> Value:
     value = _text(ev.eval(node.this))
-    start = _integer_argument(ev, node.args["start"])
+    start_value = ev.eval(node.args["start"])
     length = node.args.get("length")
-    count = _integer_argument(ev, length) if length is not None else None
-    if k.is_null_type(value) or start is None or (length is not None and count is None):
+    count_value = ev.eval(length) if length is not None else None
+    if k.is_null_type(value):
         return NULL
+    if isinstance(start_value, pa.Scalar) and (
+        count_value is None or isinstance(count_value, pa.Scalar)
+    ):
+        start = _as_int(start_value)
+        count = _as_int(count_value) if count_value is not None else None
+        if start is None or (count_value is not None and count is None):
+            return NULL
+        begin, stop = _slice(start, count)
+        return pc.utf8_slice_codeunits(value, begin, stop)
+    # positions that differ per row: slice row by row (Arrow takes constant bounds only)
+    rows = ev.rows
+    texts = k.length_of(value, rows).to_pylist()
+    starts = k.length_of(k.numeric(start_value), rows).to_pylist()
+    counts = (
+        k.length_of(k.numeric(count_value), rows).to_pylist()
+        if count_value is not None
+        else [None] * rows
+    )
+    out: list[str | None] = []
+    for text, start, count in zip(texts, starts, counts, strict=True):
+        if text is None or start is None or (count_value is not None and count is None):
+            out.append(None)
+            continue
+        begin, stop = _slice(int(start), None if count is None else int(count))
+        out.append(text[begin : stop if stop < 2**31 else None])
+    return pa.array(out, pa.string())
+
+
+def _as_int(value: Value) -> int | None:
+    number = k.numeric(value).as_py() if not k.is_null_type(value) else None
+    return None if number is None else int(number)
+
+
+def _slice(start: int, count: int | None) -> tuple[int, int]:
+    """SQLite's 1-based substr(start, count) as a Python slice (negative start counts
+    from the end)."""
+    if start == 0 and count is not None:  # position 0 is before the first character
+        return 0, max(count - 1, 0)
     begin = start - 1 if start > 0 else start
-    stop = None if count is None else (begin + count if begin >= 0 or begin + count < 0 else None)
-    return pc.utf8_slice_codeunits(value, begin, stop if stop is not None else 2**31)
+    if count is None:
+        return begin, 2**31
+    stop = begin + count
+    if begin < 0 <= stop:
+        return begin, 2**31
+    return begin, stop
 
 
 @function("trim")
