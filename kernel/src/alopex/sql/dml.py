@@ -300,7 +300,19 @@ def _replace(
         else old_key
     )
     _remove_row(writes, indexes, old, old_key)
-    if new_key != old_key and writes.read(new_key) is not None:
+    _put_checked(writes, table, indexes, unique, new, new_key)
+
+
+def _put_checked(
+    writes: Writes,
+    table: Table,
+    indexes: list[Index],
+    unique: list[Index],
+    new: list[Any],
+    new_key: bytes,
+) -> None:
+    """Write a changed row after checking its primary key and unique values are free."""
+    if writes.read(new_key) is not None:
         raise IntegrityError(
             f"PRIMARY KEY constraint failed: {_describe(table, table.primary_key, new)}"
         )
@@ -509,16 +521,7 @@ def update(ctx: Context, node: exp.Update) -> tuple[int, Relation | None]:
             if table.primary_key
             else key
         )
-        if writes.read(new_key) is not None:
-            raise IntegrityError(
-                f"PRIMARY KEY constraint failed: {_describe(table, table.primary_key, new)}"
-            )
-        for index in unique:
-            if _check_unique(writes, table, index, new, new_key) is not None:
-                raise IntegrityError(
-                    f"UNIQUE constraint failed: {_describe(table, index.columns, new)}"
-                )
-        _put_row(writes, table, indexes, new, new_key)
+        _put_checked(writes, table, indexes, unique, new, new_key)
     writes.apply()
     return len(keys), _returning(ctx, node, table, new_rows)
 
