@@ -176,6 +176,7 @@ def insert_rows(
     template = [defaults.get(n) for n in range(len(table.columns))]
     converters = [(p, _converter(table, p)) for p in positions]
     largest_given = 0
+    required = [n for n, c in enumerate(table.columns) if c.not_null]
     stored: list[list[Any]] = []
     for values in rows:
         if len(values) != len(positions):
@@ -200,7 +201,11 @@ def insert_rows(
             key = prefix + _VALUE_TAG + encode_int(given)
         else:
             key = _row_key(ctx, table, row)
-        _check_row(ctx, table, row)
+        for position in required:
+            if row[position] is None:
+                _check_row(ctx, table, row)  # raises, naming the column
+        if table.checks:
+            _check_row(ctx, table, row)
         existing = writes.read(key) if table.primary_key else None
         clash = [
             (i, other)

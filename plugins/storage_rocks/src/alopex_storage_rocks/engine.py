@@ -70,6 +70,7 @@ class RocksEngine(StorageEngine):
             self._lazy.disable_wal = True  # type: ignore[method-assign,assignment]
         self._lock = threading.Lock()
         self._seq = 0  # writes so far
+        self._begun = 0  # writes started (a snapshot's fast path needs none since)
         self._log: deque[tuple[int, tuple[bytes, ...]]] = deque()  # while snapshots are open
         self._snapshots: dict[int, int] = {}  # seq -> open snapshots
         self._live: weakref.WeakSet[RocksSnapshot] = weakref.WeakSet()
@@ -128,6 +129,7 @@ class RocksEngine(StorageEngine):
             else:
                 put(key, value)
         with self._lock:
+            self._begun += 1
             try:
                 self._db.write(wb, self._durable if durable else self._lazy)
             except Exception as err:
@@ -140,7 +142,7 @@ class RocksEngine(StorageEngine):
         with self._lock:
             seq = self._seq
             self._snapshots[seq] = self._snapshots.get(seq, 0) + 1
-            snapshot = RocksSnapshot(self, self._db.snapshot(), seq)
+            snapshot = RocksSnapshot(self, self._db.snapshot(), seq, self._begun)
             self._live.add(snapshot)
             return snapshot
 
@@ -194,12 +196,22 @@ class RocksEngine(StorageEngine):
 
 
 class RocksSnapshot(Snapshot):
-    def __init__(self, engine: RocksEngine, snapshot: rocksdict.Snapshot, seq: int) -> None:
+    def __init__(
+        self, engine: RocksEngine, snapshot: rocksdict.Snapshot, seq: int, begun: int
+    ) -> None:
         self._engine = engine
         self._snapshot: rocksdict.Snapshot | None = snapshot
         self._seq = seq
+        self._begun = begun
 
     def get(self, key: bytes) -> bytes | None:
+        engine = self._engine
+        if self._snapshot is not None and engine._begun == self._begun:
+            # Nothing was written since this snapshot, so the latest state is this state,
+            # and Rdict.get answers a miss without the exception a snapshot read raises.
+            value: bytes | None = engine._db.get(key)
+            if engine._begun == self._begun:
+                return value
         try:
             return self._snapshot[key]  # type: ignore[index,no-any-return]
         except Exception as err:
