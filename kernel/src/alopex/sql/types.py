@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import math
 from typing import Any
 
 import attrs
@@ -140,11 +139,11 @@ def coerce(value: Any, sql_type: SqlType, column: str) -> Any:
             if isinstance(value, float):
                 if value.is_integer():
                     return int(value)
-                return value if math.isfinite(value) else _bad(value, sql_type, column)
+                return _bad(value, sql_type, column)  # strict: 1.5 is no INTEGER
             if isinstance(value, str):
                 return _number_from_text(value, sql_type, column)
-            if isinstance(value, decimal.Decimal):
-                return int(value) if value == value.to_integral_value() else float(value)
+            if isinstance(value, decimal.Decimal) and value == value.to_integral_value():
+                return int(value)
         elif pa.types.is_floating(arrow):
             if isinstance(value, (int, float, decimal.Decimal)) and not isinstance(value, bool):
                 return float(value)
@@ -200,7 +199,11 @@ def _number_from_text(text: str, sql_type: SqlType, column: str) -> int | float:
             number = float(text)
         except ValueError:
             return _bad(text, sql_type, column)  # type: ignore[no-any-return]
-        return int(number) if number.is_integer() else number
+        if number.is_integer():
+            return int(number)
+        if pa.types.is_integer(sql_type.arrow):
+            return _bad(text, sql_type, column)  # type: ignore[no-any-return]
+        return number
 
 
 _EPOCH = dt.datetime(1970, 1, 1)
