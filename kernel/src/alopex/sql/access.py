@@ -10,6 +10,7 @@ still runs afterwards, so a pushed condition only narrows what is read.
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -122,9 +123,10 @@ def scan(
     if not pairs:
         columns = [pa.array([], c.type.arrow) for c in table.columns]
         return Relation.build([*columns, pa.array([], pa.binary())], fields, 0)
-    keys, values = zip(*pairs, strict=True)
-    rows = decode_rows(values)
-    by_column = list(zip(*rows, strict=True))
+    # map(itemgetter) rather than zip(*rows): unpacking a million arguments is slow
+    keys = list(map(itemgetter(0), pairs))
+    rows = decode_rows(list(map(itemgetter(1), pairs)))
+    by_column = [list(map(itemgetter(n), rows)) for n in range(len(table.columns))]
     columns = []
     for n, column in enumerate(table.columns):
         if wanted is None or column.name.lower() in wanted:

@@ -114,9 +114,11 @@ def decode_row(data: bytes) -> list[Any]:
     return msgpack.unpackb(data, raw=False)  # type: ignore[no-any-return]
 
 
-def decode_rows(values: Sequence[bytes]) -> list[list[Any]]:
-    """Decode many rows in one C call by framing them as one msgpack array."""
+def decode_rows(values: Sequence[bytes]) -> list[tuple[Any, ...]]:
+    """Decode many rows in one C call by framing them as one msgpack array (rows come
+    back as tuples, which msgpack builds twice as fast as lists)."""
     if not values:
         return []
     header = b"\xdd" + len(values).to_bytes(4, "big")
-    return msgpack.unpackb(header + b"".join(values), raw=False)  # type: ignore[no-any-return]
+    rows = msgpack.unpackb(header + b"".join(values), raw=False, use_list=False)
+    return list(rows)
