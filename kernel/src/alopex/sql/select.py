@@ -772,8 +772,9 @@ def _group_ids(keys: Sequence[pa.ChunkedArray | pa.Array]) -> tuple[np.ndarray, 
 
 
 def _distinct_rows(columns: Sequence[pa.ChunkedArray | pa.Array]) -> np.ndarray:
+    """The first row of every distinct combination of values, in order of appearance."""
     if not columns or len(columns[0]) == 0:
-        return np.zeros(0, dtype=np.int64) if columns else np.zeros(0, np.int64)
+        return np.zeros(0, dtype=np.int64)
     return _group_ids(columns)[1]
 
 
