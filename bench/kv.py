@@ -35,6 +35,7 @@ import alopex
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rust_peer import RUST_VERSION, run_rust_kv
+from targets import target_text, verdict
 
 WORKLOADS = ("put", "get", "get(tx)", "scan", "full scan")
 UNITS = {
@@ -324,15 +325,10 @@ class Ratio:
         return None if a is None or not b else a / b
 
     def verdict(self, ratio: float) -> str:
-        if self.target is None:
-            return ""
-        ok = ratio > self.target if self.strict else ratio >= self.target
-        return "meets" if ok else "MISSES"
+        return verdict(ratio, self.target, self.strict)
 
     def target_text(self) -> str:
-        if self.target is None:
-            return ""
-        return f"{'>' if self.strict else '>='} {self.target:g}"
+        return target_text(self.target, self.strict)
 
 
 RATIOS = [

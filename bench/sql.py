@@ -55,6 +55,7 @@ import alopex
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rust_peer import RUST_VERSION, run_rust_driver
+from targets import target_text, verdict
 
 ROCKS = "Alopex(rocks)"
 MEMORY = "Alopex(memory)"
@@ -886,15 +887,10 @@ class Ratio:
         return b / a if self.is_time else a / b
 
     def verdict(self, ratio: float) -> str:
-        if self.target is None:
-            return ""
-        ok = ratio > self.target if self.strict else ratio >= self.target
-        return "meets" if ok else "MISSES"
+        return verdict(ratio, self.target, self.strict)
 
     def target_text(self) -> str:
-        if self.target is None:
-            return ""
-        return f"{'>' if self.strict else '>='} {self.target:g}"
+        return target_text(self.target, self.strict)
 
 
 RATIOS = [
