@@ -1,7 +1,9 @@
 """Fixtures of the SQL engine tests: a connection on each storage engine.
 
 ``con`` is an open connection with the default PEP 249 behaviour (autocommit off) on
-``:memory:`` (the memory engine) and on a fresh ``rocks`` database in ``tmp_path``.
+``:memory:`` (the memory engine) and on a fresh ``rocks`` database in ``tmp_path``. The
+rocks databases keep a column mirror of every table from its first row, so the suite runs
+full scans through the mirror there and through row decoding on the memory engine.
 ``rocks_path`` and ``open_rocks`` serve the tests that need two connections to one
 database or a reopen (``:memory:`` opens a new database on every connect).
 """
@@ -15,7 +17,7 @@ import pytest
 
 import alopex
 
-ROCKS = {"storage": {"engine": "rocks"}}
+ROCKS = {"storage": {"engine": "rocks"}, "sql": {"column_mirror_rows": 1}}
 
 
 @pytest.fixture(params=["memory", "rocks"])

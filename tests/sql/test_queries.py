@@ -967,3 +967,21 @@ def test_window_in_a_subquery_filtered_outside(db: alopex.Connection) -> None:
         "ORDER BY val DESC, id) AS rn FROM s) WHERE rn = 1 ORDER BY grp",
     )
     assert got == [("x", 20), ("y", 15)]
+
+
+@pytest.mark.parametrize("distinct", [3, 2000])  # dense codes, and the sorting fallback
+def test_group_by_two_keys_matches_sqlite(con: alopex.Connection, distinct: int) -> None:
+    import random
+    import sqlite3
+
+    rng = random.Random(distinct)
+    data = [
+        (n, rng.choice([None, *range(distinct)]), rng.choice([None, "x", *map(str, range(9))]))
+        for n in range(3000)
+    ]
+    reference = sqlite3.connect(":memory:")
+    for target in (con, reference):
+        target.execute("CREATE TABLE g(id INTEGER PRIMARY KEY, a INTEGER, b TEXT)")
+        target.executemany("INSERT INTO g VALUES (?, ?, ?)", data)
+    query = "SELECT a, b, count(*), min(id) FROM g GROUP BY a, b"
+    assert rows(con, query) == reference.execute(query + " ORDER BY min(id)").fetchall()

@@ -58,3 +58,23 @@ def test_file(name: str, request: pytest.FixtureRequest) -> None:
         f"{name}: {passed}/{run} pass, the baseline is {expected['passed']}/{expected['run']}"
         f"\n{details}"
     )
+
+
+#: files mixing bulk loads, deletes and scans, rerun where every scan goes through the mirror
+ON_ROCKS = ["select1.test", "index/delete/10/slt_good_0.test", "random/groupby/slt_good_0.test"]
+
+
+@pytest.mark.parametrize("name", ON_ROCKS)
+def test_file_on_rocks_through_the_column_mirror(name: str, tmp_path: Path) -> None:
+    databases = iter(range(1_000_000))
+    config = {"storage": {"engine": "rocks", "sync": "off"}, "sql": {"column_mirror_rows": 1}}
+
+    def connect_rocks() -> alopex.Connection:
+        db = alopex.connect(tmp_path / f"db{next(databases)}", config=config)
+        db.autocommit = True
+        return db
+
+    result = run_file(CORPUS / name, connect_rocks, "alopex", timeout_per_file=900)
+    assert result.error is None, result.error
+    assert result.failures == [], result.failures[:5]
+    assert result.statements_run + result.queries_run > 1000

@@ -19,7 +19,7 @@ from typing import Any
 
 from alopex.contracts.consensus import Consensus
 from alopex.contracts.storage import KeyValue, Snapshot, StorageEngine
-from alopex.contracts.transaction import Transaction, TransactionManager
+from alopex.contracts.transaction import Derive, Transaction, TransactionManager
 from alopex.errors import (
     InterfaceError,
     ReadOnlyTransaction,
@@ -63,6 +63,20 @@ class MvccTransactionManager(TransactionManager):
             if self._active:
                 self._recent.append((self._seq, batch.keys()))
 
+    def apply_if(
+        self, key: bytes, expected: bytes | None, batch: Mapping[bytes, bytes | None]
+    ) -> bool:
+        with self._lock:
+            if self._closed:
+                raise InterfaceError("the database is closed")
+            if self._engine.get(key) != expected:
+                return False
+            self._consensus.apply(batch, durable=True)
+            self._seq += 1
+            if self._active:
+                self._recent.append((self._seq, batch.keys()))
+            return True
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
@@ -96,6 +110,10 @@ class MvccTransactionManager(TransactionManager):
                             "committed a write to it after this one's snapshot; nothing was "
                             "applied, retry the transaction"
                         )
+            if tx._derive is not None:
+                derived = tx._derive(self._engine.get)
+                if derived:
+                    writes = {**writes, **derived}
             self._consensus.apply(writes, durable=True)
             self._seq += 1
             if self._active:
@@ -124,6 +142,7 @@ class MvccTransaction(Transaction):
     """One transaction; use it from one thread at a time."""
 
     __slots__ = (
+        "_derive",
         "_done",
         "_for_update",
         "_manager",
@@ -141,6 +160,7 @@ class MvccTransaction(Transaction):
         self._snapshot: Snapshot | None = None
         self._start = -1
         self._done = False
+        self._derive: Derive | None = None
 
     @property
     def finished(self) -> bool:
@@ -198,6 +218,17 @@ class MvccTransaction(Transaction):
         if self.readonly or self._done:
             self._refuse_write()
         self._writes[key] = value
+
+    def write_many(self, batch: Mapping[bytes, bytes | None]) -> None:
+        """``write`` for each item, in one call."""
+        if self.readonly or self._done:
+            self._refuse_write()
+        self._writes.update(batch)
+
+    def derive_on_commit(self, derive: Derive) -> None:
+        if self.readonly or self._done:
+            self._refuse_write()
+        self._derive = derive
 
     def _refuse_write(self) -> None:
         if self._done:

@@ -86,6 +86,14 @@ def alopex_config_keys() -> Sequence[ConfigKey]:
             SYNC_MODES,
         ),
         ConfigKey("transaction", "manager", str, "mvcc", "transaction manager by name"),
+        ConfigKey(
+            "sql",
+            "column_mirror_rows",
+            int,
+            10_000,
+            "tables whose scans or bulk inserts reach this many rows also keep a columnar "
+            "copy in storage for fast cold scans (docs/sql.md#column-mirror); 0 turns it off",
+        ),
         ConfigKey("consensus", "backend", str, "local", "consensus backend by name"),
         ConfigKey("transport", "name", str, "embedded", "transport by name"),
     ]

@@ -11,6 +11,10 @@ if TYPE_CHECKING:
     from alopex.contracts.storage import KeyValue, StorageEngine
 
 
+#: reads latest committed values -> writes to add to the commit
+Derive = Callable[[Callable[[bytes], "bytes | None"]], Mapping[bytes, "bytes | None"]]
+
+
 class Transaction(ABC):
     """A unit of work on raw storage keys. Upper layers (KV, SQL) own key namespaces."""
 
@@ -38,6 +42,13 @@ class Transaction(ABC):
     def rollback(self) -> None:
         """Discard every buffered write."""
 
+    @abstractmethod
+    def derive_on_commit(self, derive: Derive) -> None:
+        """Have the commit call ``derive`` once it has validated, while commits are still
+        serialised; the writes it returns join the commit's batch unchecked for conflicts.
+        ``derive`` reads the latest committed values, so derived data (markers, columnar
+        copies) can build on exactly the state this commit lands on."""
+
 
 class TransactionManager(ABC):
     """Hands out transactions and serialises their commits."""
@@ -49,6 +60,14 @@ class TransactionManager(ABC):
     @abstractmethod
     def apply(self, batch: Mapping[bytes, bytes | None]) -> None:
         """Commit a batch outside any explicit transaction (autocommit writes)."""
+
+    @abstractmethod
+    def apply_if(
+        self, key: bytes, expected: bytes | None, batch: Mapping[bytes, bytes | None]
+    ) -> bool:
+        """Commit ``batch`` only if ``key``'s latest committed value is ``expected``
+        (compare-and-set); False if it changed. Writers of derived data use it to store
+        what they computed from a snapshot only while that snapshot is still current."""
 
     @abstractmethod
     def close(self) -> None:

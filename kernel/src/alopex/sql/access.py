@@ -9,6 +9,7 @@ still runs afterwards, so a pushed condition only narrows what is read.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -18,9 +19,9 @@ import pyarrow as pa
 
 from alopex.contracts.storage import prefix_end
 from alopex.errors import AlopexError
+from alopex.sql import mirror
 from alopex.sql.catalog import Catalog, Table
 from alopex.sql.encoding import (
-    decode_rows,
     encode_key,
     encode_value,
     index_prefix,
@@ -28,10 +29,11 @@ from alopex.sql.encoding import (
     table_prefix,
 )
 from alopex.sql.relation import Field, Relation
-from alopex.sql.types import coerce, to_arrow
+from alopex.sql.types import coerce
 
 if TYPE_CHECKING:
     from alopex.builtin.mvcc import MvccTransaction
+    from alopex.contracts.transaction import TransactionManager
 
 KEY_FIELD = "\x00key"
 
@@ -57,41 +59,62 @@ class ScanRequest:
         self.bounds[column] = (low, low_in, high, high_in)
 
 
-class ColumnCache:
-    """Decoded tables kept as Arrow columns, so repeated full scans skip decoding.
+class TableColumns:
+    """Whole tables as Arrow columns, for full scans.
 
-    An entry is valid while the table is unchanged: every commit that writes a table
-    bumps its modification number (``modified``), marking it in flux (-1) while the
-    commit is in progress. A transaction uses an entry only if its snapshot includes the
-    entry's modification and it has not written the table itself.
+    Kept in memory for repeated scans, and for tables of at least ``min_rows`` rows also
+    in storage as the column mirror (:mod:`alopex.sql.mirror`), so a cold scan reads a few
+    Arrow segments instead of decoding every row. Both are checked against the table's
+    marker as the reading transaction sees it, so they never show another snapshot's rows.
     """
 
-    def __init__(self, limit: int = 16) -> None:
+    def __init__(self, txns: TransactionManager | None, min_rows: int, limit: int = 16) -> None:
+        self.txns = txns
+        self.min_rows = min_rows if txns is not None else 0
         self.limit = limit
-        self.modified: dict[int, int] = {}
-        self.entries: dict[int, tuple[int, int, list[pa.Array]]] = {}  # id -> (ver, mod, cols)
+        # table id -> (fingerprint, marker, columns)
+        self.entries: dict[int, tuple[bytes, bytes | None, list[Any]]] = {}
 
-    def get(self, table: Table, version: int, snapshot: int) -> list[pa.Array] | None:
+    def read(self, tx: MvccTransaction, table: Table) -> tuple[list[Any], str]:
+        """The table's columns (then its row keys) and how they were obtained."""
+        state = mirror.State.read(tx.read, table.id)
+        fingerprint = mirror.fingerprint(table)
         entry = self.entries.get(table.id)
-        if entry is None:
-            return None
-        catalog_version, modified, columns = entry
-        if (
-            catalog_version != version
-            or self.modified.get(table.id, 0) != modified
-            or snapshot < modified
-        ):
-            return None
-        return columns
-
-    def put(
-        self, table: Table, version: int, modified: int, snapshot: int, columns: list[pa.Array]
-    ) -> None:
-        if modified < 0 or snapshot < modified or self.modified.get(table.id, 0) != modified:
-            return
+        if entry is not None and entry[0] == fingerprint and entry[1] == state.marker:
+            return entry[2], "cached columns"
+        header = state.usable(table)
+        columns = None if header is None else mirror.load(tx, table, header)
+        if columns is not None and header is not None:
+            how = "column mirror"
+            if not state.exact:
+                start, end = mirror.tail_start(table, header), prefix_end(table_prefix(table.id))
+                pairs = list(tx.read_range(start, end))
+                if pairs:
+                    tail = _decode(table, pairs, None)
+                    columns = [
+                        pa.chunked_array([*c.chunks, t]) for c, t in zip(columns, tail, strict=True)
+                    ]
+                    if self.min_rows and len(pairs) >= self.min_rows:
+                        self._keep(table, state, columns, tail)
+                how += f" + {len(pairs)} newer rows"
+        else:
+            prefix = table_prefix(table.id)
+            pairs = list(tx.read_range(prefix, prefix_end(prefix)))
+            columns = _decode(table, pairs, None)
+            if self.min_rows and len(pairs) >= self.min_rows:
+                self._keep(table, state, columns, None)
+            how = "rows decoded"
         if len(self.entries) >= self.limit and table.id not in self.entries:
             self.entries.pop(next(iter(self.entries)))
-        self.entries[table.id] = (version, modified, columns)
+        # one contiguous array per column: kernels would otherwise combine chunks per query
+        columns = [c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in columns]
+        self.entries[table.id] = (fingerprint, state.marker, columns)
+        return columns, how
+
+    def _keep(self, table: Table, state: mirror.State, columns: list[Any], tail: Any) -> None:
+        assert self.txns is not None
+        with contextlib.suppress(AlopexError):  # derived data: the next scan tries again
+            mirror.store(self.txns, table, state, columns, tail)
 
 
 def scan(
@@ -100,44 +123,31 @@ def scan(
     table: Table,
     alias: str,
     request: ScanRequest | None,
-    cache: ColumnCache | None = None,
+    columns: TableColumns | None = None,
     written: frozenset[int] | set[int] = frozenset(),
 ) -> Relation:
     """The rows of ``table`` that ``request`` may need, as Arrow columns."""
     request = request or ScanRequest()
     fields = [Field(c.name, alias) for c in table.columns] + [Field(KEY_FIELD, alias, True)]
-    if cache is not None and table.id not in written and _full_scan(catalog, table, request):
-        modified = cache.modified.get(table.id, 0)
-        snapshot = tx.snapshot_sequence()
-        cached = cache.get(table, catalog.version, snapshot)
-        if cached is not None:
-            request.description.append("full scan (cached columns)")
-            return Relation.build(cached, fields, len(cached[-1]))
-        relation = scan(tx, catalog, table, alias, ScanRequest(), None)
-        columns = [relation.column(n) for n in range(len(fields))]
-        cache.put(table, catalog.version, modified, snapshot, columns)
-        request.description.append("full scan (columns cached for reuse)")
-        return relation
+    if columns is not None and table.id not in written and _full_scan(catalog, table, request):
+        whole, how = columns.read(tx, table)
+        request.description.append(f"full scan ({how})")
+        return Relation.build(whole, fields, len(whole[-1]))
     pairs = _read(tx, catalog, table, request)
     wanted = request.columns
-    if not pairs:
-        columns = [pa.array([], c.type.arrow) for c in table.columns]
-        return Relation.build([*columns, pa.array([], pa.binary())], fields, 0)
-    # map(itemgetter) rather than zip(*rows): unpacking a million arguments is slow
-    keys = list(map(itemgetter(0), pairs))
-    rows = decode_rows(list(map(itemgetter(1), pairs)))
-    by_column = [list(map(itemgetter(n), rows)) for n in range(len(table.columns))]
-    columns = []
-    for n, column in enumerate(table.columns):
-        if wanted is None or column.name.lower() in wanted:
-            columns.append(to_arrow(list(by_column[n]), column.type))
-        else:  # never read by this query: do not build it
-            columns.append(pa.nulls(len(rows), column.type.arrow))
     if wanted is not None:
         skipped = len(table.columns) - sum(c.name.lower() in wanted for c in table.columns)
-        if skipped:
+        if skipped and pairs:
             request.description.append(f"projection pushdown: {skipped} column(s) not built")
-    return Relation.build([*columns, pa.array(keys, pa.binary())], fields, len(rows))
+    return Relation.build(_decode(table, pairs, wanted), fields, len(pairs))
+
+
+def _decode(
+    table: Table, pairs: list[tuple[bytes, bytes]], wanted: frozenset[str] | None
+) -> list[pa.Array]:
+    # map(itemgetter) rather than zip(*pairs): unpacking a million arguments is slow
+    keys = list(map(itemgetter(0), pairs))
+    return mirror.decode_columns(table, keys, list(map(itemgetter(1), pairs)), wanted)
 
 
 def _read(

@@ -10,6 +10,7 @@ from sqlglot import exp
 
 from alopex.contracts.storage import prefix_end
 from alopex.errors import NotSupportedError, ProgrammingError
+from alopex.sql import mirror
 from alopex.sql import types as sqltypes
 from alopex.sql.catalog import (
     NEXT_ID_KEY,
@@ -52,7 +53,7 @@ def _remove(ctx: Context, entry: Entry) -> None:
 
 def _delete_range(ctx: Context, prefix: bytes) -> None:
     if prefix[:1] == table_prefix(0)[:1]:
-        ctx.session.written.add(int.from_bytes(prefix[1:5], "big"))
+        ctx.session.wrote({int.from_bytes(prefix[1:5], "big")}, None)
     for key, _ in list(ctx.tx.read_range(prefix, prefix_end(prefix))):
         ctx.tx.write(key, None)
 
@@ -140,6 +141,9 @@ def create_table(ctx: Context, node: exp.Create) -> None:
     columns = [attrs.evolve(c, not_null=True) if n in primary else c for n, c in enumerate(columns)]
     table = Table(_next_id(ctx), name, tuple(columns), primary, (), tuple(checks))
     _store(ctx, table)
+    if ctx.session.state.mirror_rows:
+        for key, value in mirror.created(table).items():
+            ctx.tx.write(key, value)
     for n, unique in enumerate(uniques):
         index = Index(_next_id(ctx), f"sqlite_autoindex_{name}_{n + 1}", name, unique, True)
         _store(ctx, index)
@@ -236,6 +240,8 @@ def _drop_one(ctx: Context, node: exp.Drop, kind: str, name: str) -> None:
             _remove(ctx, index)
             _delete_range(ctx, index_prefix(index.id))
         _delete_range(ctx, table_prefix(found.id))
+        _delete_range(ctx, mirror.prefix(found.id))
+        ctx.tx.write(mirror.marker_key(found.id), None)  # tells the commit it was dropped
     elif isinstance(found, Index):
         if found.name.startswith("sqlite_autoindex_"):
             raise ProgrammingError(
@@ -331,7 +337,7 @@ def _alter_one(ctx: Context, table: Table, action: exp.Expr) -> Table:
 
 def _rewrite_rows(ctx: Context, table: Table, change: object) -> None:
     prefix = table_prefix(table.id)
-    ctx.session.written.add(table.id)
+    ctx.session.wrote({table.id}, None)
     pairs = list(ctx.tx.read_range(prefix, prefix_end(prefix)))
     if not pairs:
         return

@@ -56,6 +56,8 @@ class Writes:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.pending: dict[bytes, bytes | None] = {}
+        # (table id, row keys, rows) when the statement only inserted new rows into one table
+        self.inserted: tuple[int, list[bytes], list[list[Any]]] | None = None
 
     def read(self, key: bytes) -> bytes | None:
         if key in self.pending:
@@ -72,12 +74,13 @@ class Writes:
         return None
 
     def apply(self) -> None:
-        write = self.ctx.tx.write
-        written = self.ctx.session.written
-        for key, value in self.pending.items():
-            write(key, value)
-            if key[:1] == ROWS:
-                written.add(int.from_bytes(key[1:5], "big"))
+        self.ctx.tx.write_many(self.pending)
+        inserted = self.inserted
+        if inserted is not None:  # rows (and index entries) of one table only
+            tables = {inserted[0]} if inserted[1] else set()
+        else:
+            tables = {int.from_bytes(key[1:5], "big") for key in self.pending if key[:1] == ROWS}
+        self.ctx.session.wrote(tables, inserted)
 
 
 def _row_key(ctx: Context, table: Table, row: list[Any]) -> bytes:
@@ -178,6 +181,8 @@ def insert_rows(
     largest_given = 0
     required = [n for n, c in enumerate(table.columns) if c.not_null]
     stored: list[list[Any]] = []
+    keys: list[bytes] = []  # of rows newly inserted; None once a row replaced another
+    appending: list[bytes] | None = keys
     for values in rows:
         if len(values) != len(positions):
             raise ProgrammingError(
@@ -216,6 +221,7 @@ def insert_rows(
             if conflict == "ignore":
                 continue
             if conflict == "replace":
+                appending = None
                 for old_key in [key] * (existing is not None) + [o for _, o in clash]:
                     old_raw = writes.read(old_key)
                     if old_raw is not None:
@@ -226,6 +232,7 @@ def insert_rows(
                 old_raw = existing if existing is not None else writes.read(old_key)
                 assert old_raw is not None
                 old = decode_row(old_raw)
+                appending = None
                 new = _apply_set(ctx, table, update, old, excluded=row)
                 _replace(ctx, writes, table, indexes, unique, old, old_key, new)
                 stored.append(new)
@@ -236,8 +243,11 @@ def insert_rows(
                 raise IntegrityError(f"{kind} constraint failed: {_describe(table, columns, row)}")
         _put_row(writes, table, indexes, row, key)
         stored.append(row)
+        keys.append(key)
     if largest_given:
         ctx.session.next_rowid(table, ctx.tx, at_least=largest_given)
+    if appending is not None:
+        writes.inserted = (table.id, appending, stored)
     if own:
         writes.apply()
     return stored

@@ -754,18 +754,40 @@ def _codes(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 
 def _group_ids(keys: Sequence[pa.ChunkedArray | pa.Array]) -> tuple[np.ndarray, np.ndarray]:
-    """(group id per row, first row of each group); NULLs group together."""
+    """(group id per row, first row of each group); NULLs group together.
+
+    Each key becomes dense codes (dictionary encoding); several keys combine into one code
+    by mixed radix while it fits in 63 bits. Arrow's hash aggregate then finds each code's
+    first row -- O(n), where sorting the codes (np.unique) would be O(n log n).
+    """
     codes = [_codes(key) for key in keys]
     rows = len(codes[0]) if codes else 0
     if rows == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    combined, radix = codes[0], int(codes[0].max()) + 1
+    for code in codes[1:]:
+        size = int(code.max()) + 1
+        if radix * size >= 1 << 62:  # too many combinations for one int64: sort instead
+            return _group_ids_sorted(codes)
+        combined, radix = combined * size + code, radix * size
+    if radix > 4 * rows + 1024:  # sparse combinations: a dense rank table would not pay
+        return _group_ids_sorted([combined])
+    table = pa.table({"c": combined, "i": np.arange(rows, dtype=np.int64)})
+    found = table.group_by("c", use_threads=False).aggregate([("i", "min")])
+    values, firsts = found["c"].to_numpy(), found["i_min"].to_numpy()
+    order = np.argsort(firsts, kind="stable")  # number groups by first appearance
+    rank = np.zeros(radix, np.int64)
+    rank[values[order]] = np.arange(len(order))
+    return rank[combined], firsts[order]
+
+
+def _group_ids_sorted(codes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     if len(codes) == 1:
-        combined = codes[0]
-        _, first, gid = np.unique(combined, return_index=True, return_inverse=True)
+        _, first, gid = np.unique(codes[0], return_index=True, return_inverse=True)
     else:
         stacked = np.stack(codes, axis=1)
         _, first, gid = np.unique(stacked, axis=0, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")  # number groups by first appearance
+    order = np.argsort(first, kind="stable")
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
     return rank[gid.reshape(-1)], first[order]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -25,7 +25,7 @@ from alopex.errors import (
     OperationalError,
     ProgrammingError,
 )
-from alopex.sql import access, ddl, dml
+from alopex.sql import access, ddl, dml, mirror
 from alopex.sql.access import ScanRequest
 from alopex.sql.catalog import VERSION_KEY, Catalog, Table
 from alopex.sql.encoding import decode_int, decode_row, encode_key, table_prefix
@@ -53,17 +53,20 @@ class Result:
 class SqlState:
     """Per-database SQL state shared by its sessions: catalog cache, rowid counters."""
 
-    def __init__(self) -> None:
+    def __init__(self, database: Database) -> None:
         self.lock = threading.Lock()
         self.catalog: Catalog | None = None
         self.rowids: dict[int, int] = {}
-        self.columns = access.ColumnCache()
+        # a columnar copy in storage only pays off where storage outlives the process
+        persistent = database.path is not None
+        self.mirror_rows = int(database.settings["sql.column_mirror_rows"]) if persistent else 0
+        self.columns = access.TableColumns(database.txns, self.mirror_rows)
 
 
 def sql_state(database: Database) -> SqlState:
     state = getattr(database, "_sql_state", None)
     if state is None:
-        state = database._sql_state = SqlState()  # type: ignore[attr-defined]
+        state = database._sql_state = SqlState(database)  # type: ignore[attr-defined]
     return state
 
 
@@ -285,6 +288,9 @@ class Session:
         self._savepoints: list[tuple[str, dict[bytes, bytes | None]]] = []
         self._ddl_in_tx = False  # catalog writes pending in the open transaction
         self.written: set[int] = set()  # ids of tables written in the open transaction
+        # table id -> the (row keys, rows) its statements inserted, in order; None once
+        # anything else wrote the table (the commit then cannot append to its mirror)
+        self.appended: dict[int, list[tuple[list[bytes], list[list[Any]]]] | None] = {}
         # parsed statement id -> (statement, its point-lookup plan or None)
         self._plans: dict[int, tuple[Any, PointLookup | None]] = {}
 
@@ -306,18 +312,43 @@ class Session:
         self._savepoints.clear()
         wrote_catalog, self._ddl_in_tx = self._ddl_in_tx, False
         written, self.written = self.written, set()
+        appended, self.appended = self.appended, {}
         if tx is not None:
-            modified = self.state.columns.modified
-            for table_id in written:  # in flux: no cache entry is valid until we are done
-                modified[table_id] = -1
             try:
+                if written:  # new table markers, and a mirror segment for a bulk insert
+                    plan = mirror.CommitPlan(
+                        tx, written, appended, self._table_finder(tx), self.state.mirror_rows
+                    )
+                    tx.derive_on_commit(plan.derive)
                 tx.commit()
             finally:
-                sequence = self.database.txns._seq  # type: ignore[attr-defined]
-                for table_id in written:
-                    modified[table_id] = sequence
                 if wrote_catalog:
                     self.state.catalog = None
+
+    def wrote(
+        self, tables: set[int], inserted: tuple[int, list[bytes], list[list[Any]]] | None
+    ) -> None:
+        """Record a statement's row writes (``inserted``: it only added new rows)."""
+        self.written |= tables
+        appended = self.appended
+        for table_id in tables:
+            log = appended.get(table_id, [])
+            if log is not None and inserted is not None and inserted[0] == table_id:
+                log.append((inserted[1], inserted[2]))
+                appended[table_id] = log
+            else:
+                appended[table_id] = None
+
+    def _forget_inserts(self) -> None:
+        """Writes were rolled back to an earlier state: the insert logs no longer match."""
+        self.appended = dict.fromkeys(self.appended)
+
+    def _table_finder(self, tx: MvccTransaction) -> Callable[[int], Table | None]:
+        def find(table_id: int) -> Table | None:
+            tables = self._load_catalog(tx).tables.values()
+            return next((t for t in tables if t.id == table_id), None)
+
+        return find
 
     def rollback(self) -> None:
         tx, self.tx = self.tx, None
@@ -325,6 +356,7 @@ class Session:
         self._savepoints.clear()
         self._ddl_in_tx = False
         self.written = set()
+        self.appended = {}
         if tx is not None:
             tx.rollback()
 
@@ -464,6 +496,7 @@ class Session:
                 self.rollback()
             elif before is not None and self.tx is tx:
                 tx._writes = before  # the failed statement leaves no trace
+                self._forget_inserts()
             raise
         if self.autocommit and not self.explicit:
             self.commit()
@@ -533,6 +566,7 @@ class Session:
             return Result()
         assert self.tx is not None
         self.tx._writes = dict(self._savepoints[position][1])
+        self._forget_inserts()
         del self._savepoints[position + 1 :]
         return Result()
 

@@ -100,6 +100,13 @@ class RocksEngine(StorageEngine):
         table.set_data_block_index_type(rocksdict.DataBlockIndexType.binary_and_hash())
         table.set_data_block_hash_ratio(0.75)
         opts.set_block_based_table_factory(table)
+        # Big values (SQL column-mirror segments) go to blob files: in a data block they
+        # would make every small key sharing the block pay for reading megabytes.
+        blob_kb = int(settings.get("blob_min_kb", 64))
+        if blob_kb:
+            opts.set_enable_blob_files(True)
+            opts.set_min_blob_size(blob_kb << 10)
+            opts.set_enable_blob_gc(True)
         path = str(options.path)
         try:
             db = rocksdict.Rdict(path, opts)

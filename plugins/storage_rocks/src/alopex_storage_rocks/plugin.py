@@ -33,6 +33,9 @@ def alopex_config_keys() -> Sequence[ConfigKey]:
     return [
         ConfigKey(SECTION, "block_cache_mb", int, 64, "block cache size in MiB"),
         ConfigKey(SECTION, "write_buffer_mb", int, 64, "memtable size in MiB"),
+        ConfigKey(
+            SECTION, "blob_min_kb", int, 64, "values of this size go to blob files (0: never)"
+        ),
         ConfigKey(SECTION, "compression", str, "lz4", "block compression", ("none", "lz4", "zstd")),
         ConfigKey(
             SECTION, "bloom_bits_per_key", int, 10, "bloom filter bits per key (0 disables it)"
