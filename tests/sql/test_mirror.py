@@ -297,3 +297,27 @@ TestMirrorMachine.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+
+
+def test_inserts_past_the_mirror_still_find_duplicates(
+    loaded: alopex.Connection, opener: Callable[[], alopex.Connection]
+) -> None:
+    """Keys above an exact mirror skip the storage read, never the duplicate check."""
+    with pytest.raises(alopex.IntegrityError, match="PRIMARY KEY"):
+        loaded.executemany("INSERT INTO t VALUES (?, ?)", [(20, 1), (20, 2)])  # one statement
+    loaded.execute("INSERT INTO t VALUES (30, 1)")
+    with pytest.raises(alopex.IntegrityError, match="PRIMARY KEY"):
+        loaded.execute("INSERT INTO t VALUES (30, 2)")  # a row of an earlier statement
+    with pytest.raises(alopex.IntegrityError, match="PRIMARY KEY"):
+        loaded.execute("INSERT INTO t VALUES (5, 2)")  # below the largest key: in storage
+    loaded.execute("DELETE FROM t WHERE id = 30")
+    loaded.execute("INSERT INTO t VALUES (30, 3)")
+    loaded.commit()
+    assert loaded.execute("SELECT v FROM t WHERE id = 30").fetchall() == [(3,)]
+    other = opener()
+    loaded.execute("INSERT INTO t VALUES (40, 1)")
+    other.execute("INSERT INTO t VALUES (40, 2)")
+    other.commit()
+    with pytest.raises(alopex.TransactionConflict):
+        loaded.commit()
+    assert total(other) == (12, 550 + 3 + 2)

@@ -18,6 +18,7 @@ from sqlglot import exp
 from alopex.contracts.storage import prefix_end
 from alopex.errors import DataError, IntegrityError, NotSupportedError, ProgrammingError
 from alopex.sql import kernels as k
+from alopex.sql import mirror
 from alopex.sql.catalog import Index, Table
 from alopex.sql.encoding import (
     ROWS,
@@ -177,21 +178,38 @@ def insert_rows(
     pk = table.primary_key[0] if rowid_alias else -1
     prefix = table_prefix(table.id)
     template = [defaults.get(n) for n in range(len(table.columns))]
-    converters = [(p, _converter(table, p)) for p in positions]
+    wrong = next((values for values in rows if len(values) != len(positions)), None)
+    if wrong is not None:
+        raise ProgrammingError(
+            f"table {table.name} has {len(positions)} columns to fill but "
+            f"{len(wrong)} values were supplied"
+        )
+    whole = positions == list(range(len(table.columns)))  # values are whole rows, in order
+    converters = [
+        (p, convert)
+        for n, p in enumerate(positions)
+        if (convert := _converter(table, p, [values[n] for values in rows])) is not None
+    ]
     largest_given = 0
     required = [n for n, c in enumerate(table.columns) if c.not_null]
+    # Keys above the largest one an exact column mirror holds do not exist at this snapshot:
+    # a bulk append then checks only this transaction's own writes, with no storage read.
+    state = mirror.State.read(ctx.tx.read, table.id) if table.primary_key else None
+    beyond = state.header.max_key if state is not None and state.exact and state.header else None
+    buffered = ctx.tx._writes
+    pending = writes.pending
     stored: list[list[Any]] = []
     keys: list[bytes] = []  # of rows newly inserted; None once a row replaced another
     appending: list[bytes] | None = keys
     for values in rows:
-        if len(values) != len(positions):
-            raise ProgrammingError(
-                f"table {table.name} has {len(positions)} columns to fill but "
-                f"{len(values)} values were supplied"
-            )
-        row = template.copy()
-        for (position, convert), value in zip(converters, values, strict=True):
-            row[position] = convert(value)
+        if whole:
+            row = list(values)
+        else:
+            row = template.copy()
+            for position, value in zip(positions, values, strict=True):
+                row[position] = value
+        for position, convert in converters:
+            row[position] = convert(row[position])
         if rowid_alias:
             given = row[pk]
             if given is None:
@@ -211,7 +229,10 @@ def insert_rows(
                 _check_row(ctx, table, row)  # raises, naming the column
         if table.checks:
             _check_row(ctx, table, row)
-        existing = writes.read(key) if table.primary_key else None
+        if beyond is not None and key > beyond:
+            existing = pending[key] if key in pending else buffered.get(key)
+        else:
+            existing = writes.read(key) if table.primary_key else None
         clash = [
             (i, other)
             for i in unique
@@ -256,14 +277,17 @@ def insert_rows(
 _VALUE_TAG = encode_key([0])[:1]
 
 
-def _converter(table: Table, position: int) -> Any:
-    """``coerce`` for one column, with the common already-right case answered first."""
+def _converter(table: Table, position: int, values: list[Any]) -> Any:
+    """``coerce`` for one column, with the common already-right case answered first;
+    None when every one of ``values`` is already stored as is (checked in one C pass)."""
     column = table.columns[position]
     where = f"{table.name}.{column.name}"
     sql_type = column.type
     native = {pa.int64(): int, pa.float64(): float, pa.string(): str, pa.binary(): bytes}.get(
         sql_type.arrow
     )
+    if native is not None and set(map(type, values)) <= {native, type(None)}:
+        return None
 
     def convert(value: Any) -> Any:
         if type(value) is native:
@@ -371,13 +395,14 @@ def insert_many(
         positions = [table.position(c.name) for c in target.expressions]
     else:
         positions = list(range(len(table.columns)))
-    rows = []
-    for params in seq_of_params:
-        if len(params) != len(indexes):
-            raise ProgrammingError(
-                f"the statement uses {len(indexes)} parameters, but {len(params)} were supplied"
-            )
-        rows.append([params[i] for i in indexes])
+    wrong = next((p for p in seq_of_params if len(p) != len(indexes)), None)
+    if wrong is not None:
+        raise ProgrammingError(
+            f"the statement uses {len(indexes)} parameters, but {len(wrong)} were supplied"
+        )
+    if indexes == list(range(len(indexes))):  # parameters in column order: use them as is
+        return len(insert_rows(ctx, table, positions, seq_of_params))
+    rows = [[params[i] for i in indexes] for params in seq_of_params]
     return len(insert_rows(ctx, table, positions, rows))
 
 
