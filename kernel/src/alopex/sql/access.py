@@ -75,13 +75,16 @@ class TableColumns:
         # table id -> (fingerprint, marker, columns)
         self.entries: dict[int, tuple[bytes, bytes | None, list[Any]]] = {}
 
-    def read(self, tx: MvccTransaction, table: Table) -> tuple[list[Any], str]:
-        """The table's columns (then its row keys) and how they were obtained."""
+    def read(
+        self, tx: MvccTransaction, table: Table, wanted: frozenset[str] | None
+    ) -> tuple[list[Any], str]:
+        """The table's columns (then its row keys) and how they were obtained; the
+        ``wanted`` ones (None: all) as contiguous arrays."""
         state = mirror.State.read(tx.read, table.id)
         fingerprint = mirror.fingerprint(table)
         entry = self.entries.get(table.id)
         if entry is not None and entry[0] == fingerprint and entry[1] == state.marker:
-            return entry[2], "cached columns"
+            return _contiguous(table, entry[2], wanted), "cached columns"
         header = state.usable(table)
         columns = None if header is None else mirror.load(tx, table, header)
         if columns is not None and header is not None:
@@ -106,15 +109,25 @@ class TableColumns:
             how = "rows decoded"
         if len(self.entries) >= self.limit and table.id not in self.entries:
             self.entries.pop(next(iter(self.entries)))
-        # one contiguous array per column: kernels would otherwise combine chunks per query
-        columns = [c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in columns]
         self.entries[table.id] = (fingerprint, state.marker, columns)
-        return columns, how
+        return _contiguous(table, columns, wanted), how
 
     def _keep(self, table: Table, state: mirror.State, columns: list[Any], tail: Any) -> None:
         assert self.txns is not None
         with contextlib.suppress(AlopexError):  # derived data: the next scan tries again
             mirror.store(self.txns, table, state, columns, tail)
+
+
+def _contiguous(table: Table, columns: list[Any], wanted: frozenset[str] | None) -> list[Any]:
+    """Combine the chunks of the wanted columns, in place: kernels need one array per column
+    and would otherwise combine them on every query. Columns never asked for stay chunked
+    (a cold scan then copies only what it reads)."""
+    names = [c.name.lower() for c in table.columns]
+    for n, column in enumerate(columns):
+        asked = wanted is None or (n < len(names) and names[n] in wanted)
+        if asked and isinstance(column, pa.ChunkedArray):
+            columns[n] = column.combine_chunks()
+    return list(columns)
 
 
 def scan(
@@ -130,9 +143,17 @@ def scan(
     request = request or ScanRequest()
     fields = [Field(c.name, alias) for c in table.columns] + [Field(KEY_FIELD, alias, True)]
     if columns is not None and table.id not in written and _full_scan(catalog, table, request):
-        whole, how = columns.read(tx, table)
+        wanted = request.columns
+        whole, how = columns.read(tx, table, wanted)
         request.description.append(f"full scan ({how})")
-        return Relation.build(whole, fields, len(whole[-1]))
+        rows = len(whole[-1])
+        if wanted is not None:  # columns the query never reads: typeless nulls, no buffers
+            names = [c.name.lower() for c in table.columns]
+            whole = [
+                c if n < len(names) and names[n] in wanted else pa.nulls(rows)
+                for n, c in enumerate(whole)
+            ]
+        return Relation.build(whole, fields, rows)
     pairs = _read(tx, catalog, table, request)
     wanted = request.columns
     if wanted is not None:

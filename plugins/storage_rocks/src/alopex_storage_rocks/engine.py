@@ -185,6 +185,7 @@ class RocksEngine(StorageEngine):
         for snapshot in list(self._live):
             snapshot.close()
         try:
+            self._db.flush()
             self._db.flush_wal(True)
         finally:
             self._db.close()
