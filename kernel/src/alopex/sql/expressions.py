@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from sqlglot import exp
 
 from alopex.errors import DataError, NotSupportedError, ProgrammingError
+from alopex.sql import decorrelate
 from alopex.sql import kernels as k
 from alopex.sql.kernels import NULL, Params, Value
 from alopex.sql.relation import Relation
@@ -226,13 +227,15 @@ class Evaluator:
             query.this if isinstance(query, exp.Subquery) else query, self
         )
         if found is None:
-            return self._per_row(node)
+            joined = decorrelate.exists(self, node)
+            return joined if joined is not None else self._per_row(node)
         return pa.scalar(found.num_rows > 0)
 
     def _subquery(self, node: exp.Subquery) -> Value:
         found = self.executor.subquery_relation(node.this, self)
         if found is None:
-            return self._per_row(node)
+            joined = decorrelate.scalar(self, node)
+            return joined if joined is not None else self._per_row(node)
         visible = [f for f in found.fields if not f.hidden]
         if len(visible) > 1:
             raise ProgrammingError(

@@ -86,6 +86,20 @@ class Executor:
         except Correlated:
             return None
 
+    def source_columns(self, node: exp.Expr) -> set[str] | None:
+        """Lower-cased column names of a FROM item that is a table or CTE; None otherwise."""
+        if not isinstance(node, exp.Table) or node.args.get("joins"):
+            return None
+        name = node.name.lower()
+        for scope in reversed(self._ctes):
+            if name in scope:
+                found = scope[name]
+                if not isinstance(found, Relation):
+                    return None
+                return {f.name.lower() for f in found.fields}
+        table = self.catalog.tables.get(name)
+        return None if table is None else {c.name.lower() for c in table.columns}
+
     def subquery_column(self, node: exp.Expr, ev: Evaluator) -> pa.ChunkedArray | None:
         found = self.subquery_relation(node, ev)
         if found is None:
