@@ -120,6 +120,13 @@ class Evaluator:
     def _boolean(self, node: exp.Boolean) -> Value:
         return pa.scalar(bool(node.this))
 
+    def _array(self, node: exp.Array) -> Value:
+        """A vector literal ``[0.1, 0.2]``."""
+        items = [self.eval(e) for e in node.expressions]
+        if not all(isinstance(i, pa.Scalar) and k.is_numeric(i.type) for i in items):
+            raise DataError(f"a vector literal holds numbers only: {node.sql()[:60]}")
+        return pa.scalar([i.as_py() for i in items], pa.list_(pa.float32()))
+
     def _placeholder(self, node: exp.Placeholder) -> Value:
         index = node.meta.get("index")
         if index is None:
@@ -501,6 +508,7 @@ _DISPATCH: dict[type, Callable[[Evaluator, Any], Value]] = {
     exp.HexString: Evaluator._hex,
     exp.Boolean: Evaluator._boolean,
     exp.Placeholder: Evaluator._placeholder,
+    exp.Array: Evaluator._array,
     exp.Column: Evaluator._column,
     exp.Paren: Evaluator._paren,
     exp.Alias: Evaluator._paren,

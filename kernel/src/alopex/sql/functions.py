@@ -292,3 +292,8 @@ def _today(ev: Evaluator, node: exp.Func) -> Value:
 def _char(ev: Evaluator, node: exp.Func) -> Value:
     codes = [ev.eval(a).as_py() for a in node.expressions]
     return pa.scalar("".join(chr(c) for c in codes if c is not None))
+
+
+from alopex.sql import vectors as _vectors  # noqa: E402  (registers the vector functions)
+
+del _vectors

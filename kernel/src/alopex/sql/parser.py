@@ -10,16 +10,42 @@ from __future__ import annotations
 import logging
 import re
 from functools import lru_cache
+from typing import ClassVar
 
 import attrs
 import sqlglot
-from sqlglot import exp
+from sqlglot import TokenType, exp
+from sqlglot.dialects.sqlite import SQLite
 from sqlglot.errors import ParseError, TokenError
 
 from alopex.errors import NotSupportedError, ProgrammingError
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
-DIALECT = "sqlite"
+
+
+class AlopexDialect(SQLite):
+    """SQLite's dialect, plus ``VECTOR(384, COSINE)`` (sqlglot reads a two-part VECTOR as
+    Snowflake's ``VECTOR(element type, size)``) and ``[0.1, 0.2]`` vector literals (SQLite
+    would read brackets as a quoted name; double quotes and backticks still quote names)."""
+
+    class Tokenizer(SQLite.Tokenizer):
+        IDENTIFIERS: ClassVar = [i for i in SQLite.Tokenizer.IDENTIFIERS if i != ("[", "]")]
+
+    class Parser(SQLite.Parser):  # type: ignore[misc,valid-type]
+        def _parse_type_size(self) -> exp.DataTypeParam | None:
+            if self._curr is not None and self._curr.token_type == TokenType.INNER:
+                self._advance()  # VECTOR(n, INNER): a metric, not a join keyword here
+                return self.expression(exp.DataTypeParam(this=exp.var("INNER")))  # type: ignore[no-any-return]
+            return super()._parse_type_size()  # type: ignore[no-any-return]
+
+        def _parse_vector_expressions(self, expressions: list[exp.Expr]) -> list[exp.Expr]:
+            first = expressions[0].this if expressions else None
+            if isinstance(first, exp.Literal) and first.is_int:
+                return expressions  # VECTOR(dimension, metric)
+            return super()._parse_vector_expressions(expressions)  # type: ignore[no-any-return]
+
+
+DIALECT = AlopexDialect
 
 
 @attrs.frozen

@@ -217,17 +217,28 @@ def _micros(value: dt.datetime) -> int:
     return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+def parse_vector_text(text: str, what: str) -> np.ndarray:
+    """A vector literal like ``'[0.1, 0.2]'`` as float32."""
+    body = text.strip()
+    if not (body.startswith("[") and body.endswith("]")):
+        raise DataError(f"{what}: {text[:40]!r} is not a vector literal like '[1, 2]'")
+    try:
+        return np.array([float(x) for x in body[1:-1].split(",") if x.strip()], np.float32)
+    except ValueError:
+        raise DataError(f"{what}: {text[:40]!r} holds something that is not a number") from None
+
+
 def vector_bytes(value: Any, dim: int, column: str) -> bytes:
     """float32 bytes of a vector given as a list, NumPy array or '[0.1, 0.2]' text."""
     if isinstance(value, bytes):
         array = np.frombuffer(value, dtype=np.float32)
     elif isinstance(value, str):
-        text = value.strip()
-        if not (text.startswith("[") and text.endswith("]")):
-            raise DataError(f"column {column!r}: {value!r} is not a vector literal like '[1, 2]'")
-        array = np.array([float(x) for x in text[1:-1].split(",") if x.strip()], np.float32)
+        array = parse_vector_text(value, f"column {column!r}")
     else:
-        array = np.asarray(value, dtype=np.float32)
+        try:
+            array = np.asarray(value, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise DataError(f"column {column!r}: {value!r} is not a vector") from None
     if array.ndim != 1 or array.shape[0] != dim:
         got = array.shape[0] if array.ndim == 1 else array.shape
         raise DataError(f"column {column!r} is VECTOR({dim}) but got {got} dimensions")
