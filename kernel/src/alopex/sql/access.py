@@ -46,6 +46,7 @@ class ScanRequest:
     """What a query needs from one table."""
 
     columns: frozenset[str] | None = None  # lower-cased names; None = every column
+    keys: bool = False  # keep the row keys even when ``columns`` is given (ANN top-k)
     equal: dict[str, Any] = attrs.field(factory=dict)  # column -> constant
     bounds: dict[str, Bounds] = attrs.field(factory=dict)
     description: list[str] = attrs.field(factory=list)  # filled in by the scan
@@ -150,7 +151,7 @@ def scan(
         if wanted is not None:  # columns the query never reads: typeless nulls, no buffers
             names = [c.name.lower() for c in table.columns]
             whole = [
-                c if n < len(names) and names[n] in wanted else pa.nulls(rows)
+                c if (names[n] in wanted if n < len(names) else request.keys) else pa.nulls(rows)
                 for n, c in enumerate(whole)
             ]
         return Relation.build(whole, fields, rows)

@@ -116,7 +116,16 @@ class Catalog:
 
     def indexes_of(self, table: str) -> list[Index]:
         lowered = table.lower()
-        return [i for i in self.indexes.values() if i.table.lower() == lowered]
+        return [
+            i for i in self.indexes.values() if i.table.lower() == lowered and i.method == "btree"
+        ]
+
+    def vector_indexes_of(self, table: str) -> list[Index]:
+        """ANN indexes (HNSW, IVF) of ``table``: kept outside the key space, see sql/ann.py."""
+        lowered = table.lower()
+        return [
+            i for i in self.indexes.values() if i.table.lower() == lowered and i.method != "btree"
+        ]
 
     def exists(self, name: str) -> bool:
         lowered = name.lower()

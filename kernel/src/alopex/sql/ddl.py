@@ -10,7 +10,7 @@ from sqlglot import exp
 
 from alopex.contracts.storage import prefix_end
 from alopex.errors import NotSupportedError, ProgrammingError
-from alopex.sql import mirror
+from alopex.sql import ann, mirror
 from alopex.sql import types as sqltypes
 from alopex.sql.catalog import (
     NEXT_ID_KEY,
@@ -191,13 +191,65 @@ def create_index(ctx: Context, node: exp.Create) -> None:
         columns.append(table.position(target.name))
     using = params.args.get("using")
     method = using.name.lower() if using is not None else "btree"
+    if method in ann.METHODS:
+        _create_vector_index(ctx, name, table, columns, method, params)
+        return
     if method != "btree":
-        raise NotSupportedError(f"index method {method.upper()} is not supported yet")
+        raise NotSupportedError(
+            f"index method {method.upper()} is not supported; use BTREE (the default), HNSW or IVF"
+        )
     index = Index(_next_id(ctx), name, table.name, tuple(columns), bool(node.args.get("unique")))
     _store(ctx, index)
     from alopex.sql.dml import build_index
 
     build_index(ctx, table, index)
+
+
+_VECTOR_PARAMS = {
+    "m": int,
+    "ef_construction": int,
+    "ef_search": int,
+    "nlist": int,
+    "nprobe": int,
+    "pq": int,
+    "metric": str,
+    "provider": str,
+}
+
+
+def _create_vector_index(
+    ctx: Context,
+    name: str,
+    table: Table,
+    columns: list[int],
+    method: str,
+    params: exp.IndexParameters,
+) -> None:
+    if len(columns) != 1:
+        raise ProgrammingError(f"a {method.upper()} index covers exactly one VECTOR column")
+    ann.check_table(table, columns[0])
+    options: dict[str, object] = {}
+    for prop in params.args.get("with_storage") or []:
+        key = prop.name.lower()
+        kind = _VECTOR_PARAMS.get(key)
+        if kind is None:
+            raise ProgrammingError(
+                f"unknown {method.upper()} option {key!r}; use {', '.join(_VECTOR_PARAMS)}"
+            )
+        raw = prop.args["value"]
+        text = raw.name if isinstance(raw, (exp.Literal, exp.Var, exp.Identifier)) else raw.sql()
+        try:
+            options[key] = kind(text.lower() if kind is str else text)
+        except ValueError:
+            raise ProgrammingError(
+                f"{method.upper()} option {key} must be {kind.__name__}"
+            ) from None
+    if options.get("metric") not in (None, "cosine", "l2", "inner"):
+        raise ProgrammingError(f"unknown metric {options['metric']!r}; use cosine, l2 or inner")
+    provider = str(options.get("provider") or ann.METHODS[method])
+    ctx.session.database.plugins.select("index_providers", provider)  # names the install
+    index = Index(_next_id(ctx), name, table.name, tuple(columns), False, method, options)
+    _store(ctx, index)
 
 
 def create_view(ctx: Context, node: exp.Create) -> None:
@@ -208,6 +260,10 @@ def create_view(ctx: Context, node: exp.Create) -> None:
             return
         raise ProgrammingError(f"view {name} already exists")
     query = node.expression
+    if query is None:
+        raise ProgrammingError(
+            f"CREATE VIEW {name} needs a query: CREATE VIEW {name} AS SELECT ..."
+        )
     ctx.executor().run(query)  # validate now, so a broken view is refused at CREATE
     columns = (
         tuple(c.name for c in node.this.expressions) if isinstance(node.this, exp.Schema) else ()
@@ -239,6 +295,10 @@ def _drop_one(ctx: Context, node: exp.Drop, kind: str, name: str) -> None:
         for index in catalog.indexes_of(found.name):
             _remove(ctx, index)
             _delete_range(ctx, index_prefix(index.id))
+        for index in catalog.vector_indexes_of(found.name):
+            _remove(ctx, index)
+            _delete_range(ctx, ann.log_prefix(index.id))
+            ctx.session.state.ann.forget([index.id])
         _delete_range(ctx, table_prefix(found.id))
         _delete_range(ctx, mirror.prefix(found.id))
         ctx.tx.write(mirror.marker_key(found.id), None)  # tells the commit it was dropped
@@ -248,6 +308,8 @@ def _drop_one(ctx: Context, node: exp.Drop, kind: str, name: str) -> None:
                 f"index {found.name} backs a UNIQUE constraint and cannot be dropped"
             )
         _delete_range(ctx, index_prefix(found.id))
+        _delete_range(ctx, ann.log_prefix(found.id))
+        ctx.session.state.ann.forget([found.id])
     _remove(ctx, found)
 
 

@@ -19,8 +19,8 @@ from sqlglot import exp
 
 from alopex.errors import AlopexError, NotSupportedError, ProgrammingError
 from alopex.sql import kernels as k
-from alopex.sql.access import ScanRequest
-from alopex.sql.catalog import Catalog, Table
+from alopex.sql.access import KEY_FIELD, ScanRequest
+from alopex.sql.catalog import Catalog, Index, Table
 from alopex.sql.expressions import (
     Correlated,
     Evaluator,
@@ -32,6 +32,15 @@ from alopex.sql.kernels import NULL, Params, Value
 from alopex.sql.relation import Field, Relation
 
 ScanTable = Callable[[Table, str, "ScanRequest | None"], Relation]
+#: (table, index, query vector, k, allowed row ids or None) -> nearest ids, or None: rank exactly
+VectorSearch = Callable[[Table, Index, np.ndarray, int, "np.ndarray | None"], "np.ndarray | None"]
+_NEAREST = {  # ORDER BY function -> (its metric, or None: the column's; direction)
+    "vector_similarity": (None, True),
+    "vector_distance": (None, False),
+    "cosine_similarity": ("cosine", True),
+    "inner_product": ("inner", True),
+    "l2_distance": ("l2", False),
+}
 _MAX_RECURSION = 100_000
 ParseView = Callable[[str], exp.Expr]
 
@@ -45,9 +54,11 @@ class Executor:
         scan: ScanTable,
         params: Params,
         parse_view: ParseView,
+        vector_search: VectorSearch | None = None,
     ) -> None:
         self.catalog = catalog
         self.scan = scan
+        self.vector_search = vector_search
         self.params = params
         self.parse_view = parse_view
         self._ctes: list[dict[str, Relation | exp.Expr]] = []
@@ -359,6 +370,8 @@ class Executor:
             self._traced(
                 "FILTER", where.this.sql(dialect="sqlite")[:80], relation.num_rows, started
             )
+        if self.vector_search is not None and node.args.get("order") and node.args.get("limit"):
+            relation = self._nearest(node, relation, where is not None, outer)
         items = self._expand(node.expressions, relation)
         group = node.args.get("group")
         having = node.args.get("having")
@@ -443,13 +456,14 @@ class Executor:
             names |= {u.name.lower() for j in joins for u in j.args.get("using") or []}
             needed = frozenset(names)
         single = len(sources) == 1
+        nearest = bool(node.args.get("order") and node.args.get("limit"))  # may go to an ANN index
         requests: dict[str, ScanRequest] = {}
         constant = Evaluator(Relation.single_row(), self.params, self, None, outer)
         for source in sources:
             if not isinstance(source, exp.Table) or source.args.get("joins"):
                 continue
             alias = source.alias_or_name.lower()
-            request = ScanRequest(columns=needed)
+            request = ScanRequest(columns=needed, keys=nearest)
             for cond in conjuncts:
                 for column, op, value_node in _constant_conditions(cond):
                     if (column.table.lower() != alias) if column.table else not single:
@@ -522,6 +536,107 @@ class Executor:
                 if isinstance(item, exp.Alias) and item.alias.lower() == node.name.lower():
                     return output.column(n), desc, nulls_first
         return ev.column(node), desc, nulls_first
+
+    # -- nearest neighbours -----------------------------------------------------------------
+
+    def _nearest(
+        self, node: exp.Select, relation: Relation, filtered: bool, outer: Outer | None
+    ) -> Relation:
+        """Keep only the rows an ANN index ranks first for ``ORDER BY <vector function>
+        LIMIT k`` over one table; ORDER BY and LIMIT then run on those rows. Filtered
+        queries hand the rows WHERE kept to the index as its allow-set."""
+        plan = self._nearest_plan(node, outer)
+        if plan is None:
+            return relation
+        table, index, query, k = plan
+        started = time.perf_counter()
+        detail = f"{index.name} ({index.method.upper()}) top {k}" + (
+            ", WHERE rows as allow-set" if filtered else ""
+        )
+        key = relation.resolve(KEY_FIELD)
+        if key is None or relation.num_rows <= k:  # EXPLAIN plans on no rows
+            note = " (no more rows than k: exact)" if relation.num_rows else ""
+            self._traced("NEAREST", detail + note, relation.num_rows, started)
+            return relation
+        from alopex.sql.ann import row_ids
+
+        ids = row_ids(table, relation.column(key))
+        assert self.vector_search is not None
+        found = self.vector_search(table, index, query, k, ids if filtered else None)
+        if found is None:
+            why = " (exact: this transaction wrote the table or its snapshot is older)"
+            self._traced("NEAREST", detail + why, relation.num_rows, started)
+            return relation
+        found = found[found >= 0]
+        order = np.argsort(ids, kind="stable")
+        slots = np.searchsorted(ids, found, sorter=order)
+        slots = np.minimum(slots, len(ids) - 1)
+        positions = order[slots][ids[order[slots]] == found]
+        self._traced("NEAREST", detail, len(positions), started)
+        return relation.take(pa.array(positions))
+
+    def _nearest_plan(
+        self, node: exp.Select, outer: Outer | None
+    ) -> tuple[Table, Index, np.ndarray, int] | None:
+        from_ = node.args.get("from_")
+        if from_ is None or node.args.get("joins") or not isinstance(from_.this, exp.Table):
+            return None
+        if any(node.args.get(a) for a in ("group", "having", "distinct")):
+            return None
+        if any(contains_aggregate(e) for e in node.expressions) or _windows(node.expressions):
+            return None
+        name = from_.this.name.lower()
+        if any(name in scope for scope in self._ctes) or name not in self.catalog.tables:
+            return None
+        table = self.catalog.tables[name]
+        indexes = self.catalog.vector_indexes_of(table.name)
+        first = node.args["order"].expressions[0]
+        call = first.this
+        if isinstance(call, exp.Column) and not call.table:  # ORDER BY an output alias
+            aliased = [
+                e.this
+                for e in node.expressions
+                if isinstance(e, exp.Alias) and e.alias.lower() == call.name.lower()
+            ]
+            call = aliased[0] if aliased else call
+        if not indexes or not isinstance(call, exp.Anonymous):
+            return None
+        fixed = _NEAREST.get(call.name.lower())
+        if fixed is None or bool(first.args.get("desc")) != fixed[1] or len(call.expressions) < 2:
+            return None
+        ev = Evaluator(Relation.single_row(), self.params, self, None, outer)
+        for column, other in (call.expressions[:2], call.expressions[1::-1]):
+            if not isinstance(column, exp.Column):
+                continue
+            position = next(
+                (n for n, c in enumerate(table.columns) if c.name.lower() == column.name.lower()),
+                None,
+            )
+            index = next((i for i in indexes if i.columns[0] == position), None)
+            if index is None or position is None:
+                continue
+            try:
+                metric = (
+                    fixed[0] or _metric_argument(ev, call) or table.columns[position].type.metric
+                )
+                query = _constant_vector(ev, other)
+                limit = self._limit_count(node, outer)
+            except (Correlated, AlopexError):
+                return None
+            declared = index.params.get("metric") or table.columns[position].type.metric
+            if query is None or limit is None or (metric or "cosine") != (declared or "cosine"):
+                return None
+            return table, index, query, limit
+        return None
+
+    def _limit_count(self, node: exp.Select, outer: Outer | None) -> int | None:
+        """LIMIT plus OFFSET as constants, or None."""
+        limit = node.args["limit"]
+        ev = Evaluator(Relation.single_row(), self.params, self, None, outer)
+        count = int(_integer(ev.eval(limit.expression or limit.this), "LIMIT"))
+        skip = node.args.get("offset")
+        extra = int(_integer(ev.eval(skip.expression), "OFFSET")) if skip is not None else 0
+        return count + max(extra, 0) if count >= 0 else None
 
     def _limit(self, node: exp.Expr, output: Relation, outer: Outer | None) -> Relation:
         limit = node.args.get("limit")
@@ -805,6 +920,23 @@ def _group_ids_sorted(codes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
     return rank[gid.reshape(-1)], first[order]
+
+
+def _metric_argument(ev: Evaluator, call: exp.Anonymous) -> str | None:
+    if len(call.expressions) < 3:
+        return None
+    value = ev.eval(call.expressions[2])
+    return str(value.as_py()).lower() if isinstance(value, pa.Scalar) else None
+
+
+def _constant_vector(ev: Evaluator, node: exp.Expr) -> np.ndarray | None:
+    from alopex.sql.vectors import vectors
+
+    value = ev.eval(node)
+    if not isinstance(value, pa.Scalar) or not value.is_valid:
+        return None
+    matrix, _ = vectors(value, "the query vector")
+    return matrix.reshape(-1).astype(np.float32)
 
 
 def _distinct_rows(columns: Sequence[pa.ChunkedArray | pa.Array]) -> np.ndarray:

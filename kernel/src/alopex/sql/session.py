@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
@@ -25,9 +26,9 @@ from alopex.errors import (
     OperationalError,
     ProgrammingError,
 )
-from alopex.sql import access, ddl, dml, mirror
+from alopex.sql import access, ann, ddl, dml, mirror
 from alopex.sql.access import ScanRequest
-from alopex.sql.catalog import VERSION_KEY, Catalog, Table
+from alopex.sql.catalog import VERSION_KEY, Catalog, Index, Table
 from alopex.sql.encoding import decode_int, decode_row, encode_key, table_prefix
 from alopex.sql.kernels import Params
 from alopex.sql.parser import Explain, Special, parse
@@ -61,6 +62,7 @@ class SqlState:
         persistent = database.path is not None
         self.mirror_rows = int(database.settings["sql.column_mirror_rows"]) if persistent else 0
         self.columns = access.TableColumns(database.txns, self.mirror_rows)
+        self.ann = ann.AnnIndexes(database.plugins)
 
 
 def sql_state(database: Database) -> SqlState:
@@ -80,7 +82,23 @@ class Context:
     params: Params
 
     def executor(self) -> Executor:
-        return Executor(self.catalog, self.scan, self.params, _view_query)
+        return Executor(self.catalog, self.scan, self.params, _view_query, self.nearest)
+
+    def nearest(
+        self, table: Table, index: Index, query: np.ndarray, k: int, allow: np.ndarray | None
+    ) -> np.ndarray | None:
+        """Row ids an ANN index ranks nearest, or None when this snapshot must rank exactly
+        (its own writes to the table, or an index already past this snapshot)."""
+        if table.id in self.session.written:
+            return None
+        state = self.session.state
+        live = state.ann.searchable(
+            self.tx, table, index, lambda: state.columns.read(self.tx, table, None)[0]
+        )
+        if live is None:
+            return None
+        ids, _ = live.index.search(query.reshape(1, -1), k, allow=allow)
+        return np.asarray(ids[0])
 
     def scan(self, table: Table, alias: str, request: ScanRequest | None = None) -> Relation:
         return access.scan(
@@ -315,11 +333,8 @@ class Session:
         appended, self.appended = self.appended, {}
         if tx is not None:
             try:
-                if written:  # new table markers, and a mirror segment for a bulk insert
-                    plan = mirror.CommitPlan(
-                        tx, written, appended, self._table_finder(tx), self.state.mirror_rows
-                    )
-                    tx.derive_on_commit(plan.derive)
+                if written:  # table markers, mirror segments, vector index change logs
+                    self._derive_on_commit(tx, written, appended)
                 tx.commit()
             finally:
                 if wrote_catalog:
@@ -342,6 +357,27 @@ class Session:
     def _forget_inserts(self) -> None:
         """Writes were rolled back to an earlier state: the insert logs no longer match."""
         self.appended = dict.fromkeys(self.appended)
+
+    def _derive_on_commit(
+        self, tx: MvccTransaction, written: set[int], appended: dict[int, Any]
+    ) -> None:
+        find = self._table_finder(tx)
+        plan = mirror.CommitPlan(tx, written, appended, find, self.state.mirror_rows)
+        catalog = self._load_catalog(tx)
+        indexed = [
+            (table, catalog.vector_indexes_of(table.name))
+            for table in catalog.tables.values()
+            if table.id in written and catalog.vector_indexes_of(table.name)
+        ]
+        log = ann.logged(tx, indexed) if indexed else []
+
+        def derive(latest: Callable[[bytes], bytes | None]) -> dict[bytes, bytes | None]:
+            writes = plan.derive(latest)
+            if log:
+                writes.update(ann.derive_log(log, latest))
+            return writes
+
+        tx.derive_on_commit(derive)
 
     def _table_finder(self, tx: MvccTransaction) -> Callable[[int], Table | None]:
         def find(table_id: int) -> Table | None:
@@ -458,7 +494,8 @@ class Session:
                 return self._special(Special("rollback_to", savepoint.name))
             self.rollback()
             return Result()
-        expected = statement.meta.get("placeholders", 0) if isinstance(statement, exp.Expr) else 0
+        inner = statement.statement if isinstance(statement, Explain) else statement
+        expected = inner.meta.get("placeholders", 0) if isinstance(inner, exp.Expr) else 0
         if isinstance(statement, _Many):
             expected = 0
         if not isinstance(params, Mapping) and expected != len(params):

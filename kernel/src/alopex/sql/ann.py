@@ -1,0 +1,226 @@
+"""ANN indexes on VECTOR columns: provider indexes in memory, kept in step with the rows.
+
+Rows stay the truth; an HNSW (or IVF, flat...) index is derived from them. Every vector
+index has a change log in storage at ``b"v" + index id``: each commit that writes the
+table appends the row keys it changed (inside the commit, via
+``Transaction.derive_on_commit``), and a counter says how many entries exist. The
+in-memory index knows how many entries it has applied (its *position*).
+
+A query whose snapshot sees ``n`` entries catches the index up to ``n`` (re-reading the
+changed rows at its snapshot) and searches it. A query whose snapshot is older than the
+index, or whose transaction has written the table itself, ranks exactly instead. Either
+way no committed or own row is ever missed. The index is built from the rows on first use
+after opening (from the column mirror when there is one).
+
+Row ids are the tables' integer keys: an INTEGER PRIMARY KEY, or the hidden rowid.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import msgpack
+import numpy as np
+import pyarrow as pa
+
+from alopex.contracts.index import IndexOptions, VectorIndex
+from alopex.errors import NotSupportedError, ProgrammingError
+from alopex.sql.catalog import Index, Table
+from alopex.sql.encoding import decode_int, decode_row, encode_int, table_prefix
+
+if TYPE_CHECKING:
+    from alopex.builtin.mvcc import MvccTransaction
+    from alopex.plugins import PluginSet
+
+LOG = b"v"
+METHODS = {"hnsw": "hnswlib", "ivf": "faiss"}  # USING ... -> default provider
+_VALUE_TAG = b"\x02"  # encoding's tag of a non-NULL key part
+
+
+def log_prefix(index_id: int) -> bytes:
+    return LOG + index_id.to_bytes(4, "big")
+
+
+def counter_key(index_id: int) -> bytes:
+    return log_prefix(index_id) + b"n"
+
+
+def entry_key(index_id: int, n: int) -> bytes:
+    return log_prefix(index_id) + b"l" + n.to_bytes(8, "big")
+
+
+def _count(raw: bytes | None) -> int:
+    return 0 if raw is None else int.from_bytes(raw, "big")
+
+
+def check_table(table: Table, column: int) -> None:
+    """Refuse what an ANN index cannot key: tables without an integer row id."""
+    if table.columns[column].type.dim is None:
+        raise ProgrammingError(
+            f"{table.name}.{table.columns[column].name} is not a VECTOR column; "
+            "HNSW and IVF indexes are for vectors"
+        )
+    if table.primary_key and not _rowid_alias(table):
+        raise NotSupportedError(
+            f"a vector index needs an INTEGER PRIMARY KEY (or no primary key) on {table.name}"
+        )
+
+
+def _rowid_alias(table: Table) -> bool:
+    return (
+        len(table.primary_key) == 1 and table.columns[table.primary_key[0]].type.arrow == pa.int64()
+    )
+
+
+def row_ids(table: Table, keys: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """int64 ids of row keys, decoded in one pass over their fixed-width bytes."""
+    if isinstance(keys, pa.ChunkedArray):
+        keys = keys.combine_chunks()
+    skip = 5 + (1 if table.primary_key else 0)  # table prefix, then the value tag
+    width = skip + 8
+    data = np.frombuffer(keys.buffers()[2], np.uint8)
+    offsets = np.frombuffer(keys.buffers()[1], np.int32)[keys.offset : keys.offset + len(keys) + 1]
+    if len(keys) and not (np.diff(offsets) == width).all():
+        raise NotSupportedError("vector index keys must be integer row ids")
+    starts = offsets[:-1] + skip
+    raw = data[starts[:, None] + np.arange(8)].copy().view(">u8").reshape(-1)
+    return np.asarray((raw.astype(np.uint64) - np.uint64(1 << 63)).astype(np.int64))
+
+
+def row_key(table: Table, row_id: int) -> bytes:
+    tag = _VALUE_TAG if table.primary_key else b""
+    return table_prefix(table.id) + tag + encode_int(row_id)
+
+
+def _key_id(table: Table, key: bytes) -> int:
+    body = key[5:]
+    return decode_int(body[1:] if table.primary_key else body)
+
+
+@attrs.define
+class Live:
+    """One index in memory and how far into its change log it has got."""
+
+    index: VectorIndex
+    position: int
+    lock: threading.Lock = attrs.field(factory=threading.Lock)
+
+
+class AnnIndexes:
+    """The vector indexes of one database, shared by its sessions."""
+
+    def __init__(self, plugins: PluginSet) -> None:
+        self.plugins = plugins
+        self.live: dict[int, Live] = {}
+        self.lock = threading.Lock()
+
+    def options(self, table: Table, index: Index) -> IndexOptions:
+        column = table.columns[index.columns[0]]
+        params = dict(index.params)
+        metric = str(params.pop("metric", column.type.metric or "cosine")).lower()
+        params.pop("provider", None)
+        return IndexOptions(column.type.dim or 0, metric, params)
+
+    def create(self, table: Table, index: Index) -> VectorIndex:
+        provider = str(index.params.get("provider") or METHODS[index.method])
+        backend = self.plugins.select("index_providers", provider)
+        created: VectorIndex = backend.factory(self.options(table, index))
+        return created
+
+    def build(
+        self,
+        tx: MvccTransaction,
+        table: Table,
+        index: Index,
+        columns: list[Any],
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Live:
+        """An index over ``columns`` (the table's, then row keys) as ``tx`` sees them."""
+        built = self.create(table, index)
+        vectors, keys = columns[index.columns[0]], columns[-1]
+        if isinstance(vectors, pa.ChunkedArray):
+            vectors = vectors.combine_chunks()
+        present = vectors.is_valid()
+        ids = row_ids(table, keys.filter(present) if vectors.null_count else keys)
+        kept = vectors.filter(present) if vectors.null_count else vectors
+        matrix = _matrix(kept, table.columns[index.columns[0]].type.dim or 0)
+        step = 10_000
+        for start in range(0, len(ids), step):
+            built.add(ids[start : start + step], matrix[start : start + step])
+            if progress is not None:
+                progress(min(start + step, len(ids)), len(ids))
+        return Live(built, _count(tx.read(counter_key(index.id))))
+
+    def searchable(
+        self, tx: MvccTransaction, table: Table, index: Index, columns: Callable[[], list[Any]]
+    ) -> Live | None:
+        """The index caught up to ``tx``'s snapshot, or None when it is ahead of it."""
+        wanted = _count(tx.read(counter_key(index.id)))
+        with self.lock:
+            live = self.live.get(index.id)
+            if live is None:
+                live = self.live[index.id] = self.build(tx, table, index, columns())
+        with live.lock:
+            if live.position > wanted:
+                return None  # built or caught up past this (older) snapshot
+            if live.position < wanted:
+                self._catch_up(tx, table, index, live, wanted)
+        return live
+
+    def _catch_up(
+        self, tx: MvccTransaction, table: Table, index: Index, live: Live, wanted: int
+    ) -> None:
+        entries = tx.read_many([entry_key(index.id, n) for n in range(live.position, wanted)])
+        keys = sorted({key for raw in entries if raw for key in msgpack.unpackb(raw)})
+        rows = tx.read_many(keys) if keys else []
+        position, dim = index.columns[0], table.columns[index.columns[0]].type.dim or 0
+        gone, ids, vectors = [], [], []
+        for key, raw in zip(keys, rows, strict=True):
+            value = decode_row(raw)[position] if raw is not None else None
+            if value is None:
+                gone.append(_key_id(table, key))
+            else:
+                ids.append(_key_id(table, key))
+                vectors.append(np.frombuffer(value, np.float32))
+        if gone:
+            live.index.remove(np.asarray(gone, np.int64))
+        if ids:
+            live.index.add(np.asarray(ids, np.int64), np.stack(vectors).reshape(-1, dim))
+        live.position = wanted
+
+    def forget(self, index_ids: Iterable[int]) -> None:
+        with self.lock:
+            for index_id in index_ids:
+                self.live.pop(index_id, None)
+
+
+def logged(tx: MvccTransaction, tables: Iterable[tuple[Table, list[Index]]]) -> list[Any]:
+    """What a commit appends to the change logs: (index ids, changed row keys) per table."""
+    plan = []
+    writes = tx._writes
+    for table, indexes in tables:
+        prefix = table_prefix(table.id)
+        keys = [key for key in writes if key[:5] == prefix]
+        if keys:
+            plan.append(([i.id for i in indexes], keys))
+    return plan
+
+
+def derive_log(plan: list[Any], latest: Callable[[bytes], bytes | None]) -> dict[bytes, bytes]:
+    """Under the commit lock: one log entry per index, numbered after the latest one."""
+    writes: dict[bytes, bytes] = {}
+    for index_ids, keys in plan:
+        entry = msgpack.packb(keys)
+        for index_id in index_ids:
+            n = _count(latest(counter_key(index_id)))
+            writes[entry_key(index_id, n)] = entry
+            writes[counter_key(index_id)] = (n + 1).to_bytes(8, "big")
+    return writes
+
+
+def _matrix(vectors: pa.Array, dim: int) -> np.ndarray:
+    flat = vectors.values.slice(vectors.offset * dim, len(vectors) * dim)
+    return np.asarray(flat.to_numpy(zero_copy_only=False), np.float32).reshape(-1, dim)

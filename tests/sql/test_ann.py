@@ -1,0 +1,193 @@
+"""ANN indexes in SQL (alopex.sql.ann): ORDER BY <vector function> LIMIT k through the index,
+always the same rows as exact ranking when the provider is exact (``flat``), and never a
+missed or stale row whatever was committed, rolled back or left uncommitted."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+import alopex
+from alopex.sql import ann
+
+DIM = 12
+ROWS = 600
+TOP = "SELECT id FROM docs ORDER BY vector_similarity(e, ?) DESC LIMIT 8"
+TOP_WHERE = "SELECT id FROM docs WHERE lang = 'en' ORDER BY vector_distance(e, ?) LIMIT 5"
+
+
+def fill(con: alopex.Connection, provider: str = "flat") -> np.ndarray:
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(ROWS, DIM)).astype(np.float32)
+    con.execute(f"CREATE TABLE docs(id INTEGER PRIMARY KEY, lang TEXT, e VECTOR({DIM}))")
+    rows = [(n, "en" if n % 7 == 0 else "de", vectors[n]) for n in range(ROWS)]
+    con.executemany("INSERT INTO docs VALUES (?, ?, ?)", rows)
+    con.execute(f"CREATE INDEX ix ON docs USING HNSW (e) WITH (provider='{provider}', m=8)")
+    con.commit()
+    return vectors
+
+
+def ids(con: alopex.Connection, sql: str, query: Any) -> list[int]:
+    return [row[0] for row in con.execute(sql, (query,)).fetchall()]
+
+
+def exact(con: alopex.Connection, sql: str, query: Any) -> list[int]:
+    """The same query ranked without the index (LIMIT through a subquery keeps it exact)."""
+    return ids(con, f"SELECT * FROM ({sql})", query)
+
+
+def plan(con: alopex.Connection, sql: str, query: Any) -> str:
+    return "\n".join(r[0] for r in con.execute("EXPLAIN ANALYZE " + sql, (query,)).fetchall())
+
+
+def test_top_k_goes_through_the_index_and_matches_exact_ranking(con: alopex.Connection) -> None:
+    vectors = fill(con)
+    for n in (0, 17, 333):
+        query = vectors[n] + 0.05
+        assert ids(con, TOP, query) == exact(con, TOP, query)
+        assert ids(con, TOP, query)[0] == n
+    shown = plan(con, TOP, vectors[1])
+    assert "NEAREST          ix (HNSW) top 8" in shown and "rows=8" in shown
+
+
+def test_an_output_alias_and_offset_use_the_index(con: alopex.Connection) -> None:
+    vectors = fill(con)
+    sql = (
+        "SELECT id, vector_similarity(e, ?) AS score FROM docs ORDER BY score DESC LIMIT 3 OFFSET 2"
+    )
+    rows = con.execute(sql, (vectors[5],)).fetchall()
+    scores = sorted(
+        (
+            (
+                float(vectors[n] @ vectors[5])
+                / np.linalg.norm(vectors[n])
+                / np.linalg.norm(vectors[5]),
+                n,
+            )
+            for n in range(ROWS)
+        ),
+        reverse=True,
+    )
+    assert [r[0] for r in rows] == [n for _, n in scores[2:5]]
+    assert "NEAREST" in plan(con, sql, vectors[5])
+
+
+def test_filtered_search_returns_k_matching_rows(con: alopex.Connection) -> None:
+    vectors = fill(con)
+    found = ids(con, TOP_WHERE, vectors[1])
+    assert len(found) == 5 and all(n % 7 == 0 for n in found)
+    assert found == exact(con, TOP_WHERE, vectors[1])
+    assert "WHERE rows as allow-set" in plan(con, TOP_WHERE, vectors[1])
+
+
+def test_the_index_follows_commits_and_own_writes(con: alopex.Connection) -> None:
+    vectors = fill(con)
+    query = vectors[10]
+    assert ids(con, TOP, query)[0] == 10
+    con.execute("DELETE FROM docs WHERE id = 10")
+    con.execute("INSERT INTO docs VALUES (1000, 'en', ?)", (query * 2,))
+    mine = ids(con, TOP, query)  # this transaction's own rows: ranked exactly
+    assert mine[0] == 1000 and 10 not in mine
+    assert "exact" in plan(con, TOP, query)
+    con.commit()
+    assert ids(con, TOP, query) == mine
+    con.execute("UPDATE docs SET e = ? WHERE id = 1000", (-query,))
+    con.commit()
+    assert 1000 not in ids(con, TOP, query)
+    con.execute("UPDATE docs SET e = NULL WHERE id = 20")
+    con.commit()
+    assert 20 not in ids(con, TOP, vectors[20])
+    con.execute("DELETE FROM docs WHERE id = 30")
+    con.rollback()
+    assert ids(con, TOP, vectors[30])[0] == 30
+
+
+def test_an_older_snapshot_ranks_exactly(
+    open_rocks: Callable[[], alopex.Connection],
+) -> None:
+    writer = open_rocks()
+    vectors = fill(writer)
+    reader = open_rocks()
+    reader.execute("BEGIN")
+    before = ids(reader, TOP, vectors[50])  # the index now sits at this snapshot
+    writer.execute("DELETE FROM docs WHERE id = 50")
+    writer.commit()
+    assert ids(writer, TOP, vectors[50])[0] != 50  # catches the index up
+    assert ids(reader, TOP, vectors[50]) == before  # older snapshot: exact, still sees 50
+    assert "exact" in plan(reader, TOP, vectors[50])
+    reader.commit()
+
+
+def test_the_index_is_rebuilt_after_reopening(
+    open_rocks: Callable[[], alopex.Connection],
+) -> None:
+    con = open_rocks()
+    vectors = fill(con)
+    con.execute("DELETE FROM docs WHERE id < 100")
+    con.commit()
+    con.close()
+    again = open_rocks()
+    found = ids(again, TOP, vectors[150])
+    assert found[0] == 150 and min(found) >= 100
+    assert found == exact(again, TOP, vectors[150])
+
+
+def test_dropping_the_index_drops_its_log(con: alopex.Connection) -> None:
+    fill(con)
+    con.execute("INSERT INTO docs VALUES (5000, 'en', ?)", (np.ones(DIM, np.float32),))
+    con.commit()
+    con.execute("SELECT 1")
+    session = con._session
+    assert session is not None and session.tx is not None
+    index_id = session._load_catalog(session.tx).indexes["ix"].id
+    start = ann.log_prefix(index_id)
+    assert list(con.database.engine.scan(start, start + b"\xff"))
+    con.execute("DROP INDEX ix")
+    con.commit()
+    assert list(con.database.engine.scan(start, start + b"\xff")) == []
+    assert "NEAREST" not in plan(con, TOP, np.ones(DIM))
+
+
+@pytest.mark.parametrize(
+    ("sql", "error", "message"),
+    [
+        ("CREATE INDEX bad ON docs USING HNSW (lang)", alopex.ProgrammingError, "not a VECTOR"),
+        ("CREATE INDEX bad ON docs USING HNSW (e, lang)", alopex.ProgrammingError, "one VECTOR"),
+        (
+            "CREATE INDEX bad ON docs USING HNSW (e) WITH (size=3)",
+            alopex.ProgrammingError,
+            "unknown HNSW option",
+        ),
+        (
+            "CREATE INDEX bad ON docs USING HNSW (e) WITH (m='x')",
+            alopex.ProgrammingError,
+            "must be int",
+        ),
+        (
+            "CREATE INDEX bad ON docs USING HNSW (e) WITH (metric='hamming')",
+            alopex.ProgrammingError,
+            "unknown metric",
+        ),
+        (
+            "CREATE INDEX bad ON docs USING HNSW (e) WITH (provider='annoy')",
+            alopex.AlopexError,
+            "annoy",
+        ),
+        ("CREATE INDEX bad ON docs USING GIN (e)", alopex.NotSupportedError, "HNSW or IVF"),
+        (
+            "CREATE INDEX bad ON named USING HNSW (e)",
+            alopex.NotSupportedError,
+            "INTEGER PRIMARY KEY",
+        ),
+    ],
+)
+def test_bad_vector_indexes_are_clear_errors(
+    con: alopex.Connection, sql: str, error: type[Exception], message: str
+) -> None:
+    fill(con)
+    con.execute(f"CREATE TABLE named(name TEXT PRIMARY KEY, e VECTOR({DIM}))")
+    with pytest.raises(error, match=message):
+        con.execute(sql)
