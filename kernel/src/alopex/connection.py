@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from alopex import search
 from alopex.config import ConfigSource, read_config, validate
 from alopex.contracts.storage import prefix_end
 from alopex.contracts.transaction import Transaction as _StorageTransaction
@@ -117,6 +118,10 @@ class Connection:
     def sql(self, sql: str, parameters: Params | None = None) -> Cursor:
         """DuckDB's spelling of ``execute``."""
         return self.execute(sql, parameters)
+
+    def table(self, name: str) -> search.Table:
+        """A table as an object: ``.add(data)`` and ``.search(vector)`` (LanceDB style)."""
+        return search.Table(self, name)
 
     def commit(self) -> None:
         if self._session is not None:

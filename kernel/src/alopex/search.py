@@ -1,0 +1,190 @@
+"""Tables as Python objects, in the LanceDB style: ``db.table("docs").add(data)`` and
+``db.table("docs").search(vec).where("lang = 'en'").select(["id"]).limit(10).to_arrow()``.
+
+Both compile to SQL on the connection, so they share its transaction, its plans and the
+ANN path: a search is ``SELECT .., vector_distance(col, ?, metric) AS _distance FROM t
+[WHERE ..] ORDER BY _distance LIMIT k``, which an HNSW/IVF index on the column answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from alopex.errors import ProgrammingError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from alopex.connection import Connection
+    from alopex.sql.catalog import Table as TableEntry
+
+DISTANCE = "_distance"
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class Table:
+    """A SQL table of a connection: bulk ``add`` and vector ``search``."""
+
+    def __init__(self, connection: Connection, name: str) -> None:
+        self.connection = connection
+        self.name = name
+        self._entry()  # fail now on an unknown table, with the nearest names
+
+    def _entry(self) -> TableEntry:
+        session = self.connection._sql()
+        tx = session._transaction()
+        return session._load_catalog(tx).table(self.name)
+
+    def add(self, data: Any) -> int:
+        """Insert rows from an Arrow table, a pandas or Polars DataFrame, a list of dicts or
+        a dict of columns (NumPy arrays welcome; a 2-D array fills a VECTOR column).
+        Returns the number of rows. Runs in the connection's transaction."""
+        columns = _columns(data)
+        if not columns:
+            return 0
+        names = list(columns)
+        rows = list(zip(*columns.values(), strict=True))
+        marks = ", ".join("?" * len(names))
+        sql = f"INSERT INTO {_quote(self.name)} ({', '.join(map(_quote, names))}) VALUES ({marks})"
+        self.connection.executemany(sql, rows)
+        return len(rows)
+
+    def search(self, query: Any, vector_column: str | None = None) -> Search:
+        """Nearest rows to ``query`` (one vector, or a 2-D array of many) by the VECTOR
+        column (the only one, or ``vector_column``), closest first."""
+        entry = self._entry()
+        vectors = [c for c in entry.columns if c.type.dim is not None]
+        if vector_column is not None:
+            vectors = [c for c in vectors if c.name.lower() == vector_column.lower()]
+        if len(vectors) != 1:
+            names = ", ".join(c.name for c in entry.columns if c.type.dim is not None)
+            raise ProgrammingError(
+                f"table {self.name} has VECTOR columns ({names or 'none'}); "
+                "name the one to search with vector_column="
+            )
+        column = vectors[0]
+        session = self.connection._sql()
+        catalog = session._load_catalog(session._transaction())
+        index = next(
+            (
+                i
+                for i in catalog.vector_indexes_of(entry.name)
+                if i.columns[0] == entry.position(column.name)
+            ),
+            None,
+        )
+        metric = (index.params.get("metric") if index else None) or column.type.metric or "cosine"
+        return Search(self, column.name, np.asarray(query, dtype=np.float32), str(metric))
+
+
+class Search:
+    """A vector query being built; nothing runs until ``to_arrow``/``to_list``/``to_pandas``."""
+
+    def __init__(self, table: Table, column: str, query: np.ndarray, metric: str) -> None:
+        self.table = table
+        self.column = column
+        self.query = query
+        self.metric = metric
+        self._where: str | None = None
+        self._select: list[str] | None = None
+        self._limit = 10
+
+    def where(self, condition: str) -> Search:
+        """A SQL condition the rows must meet (filtered search)."""
+        self._where = condition
+        return self
+
+    def select(self, columns: Sequence[str]) -> Search:
+        self._select = list(columns)
+        return self
+
+    def limit(self, k: int) -> Search:
+        if k < 1:
+            raise ProgrammingError(f"limit must be at least 1, not {k}")
+        self._limit = int(k)
+        return self
+
+    def sql(self) -> str:
+        """The statement each query vector runs."""
+        shown = ", ".join(map(_quote, self._select)) if self._select is not None else "*"
+        where = f" WHERE {self._where}" if self._where else ""
+        return (
+            f"SELECT {shown}, vector_distance({_quote(self.column)}, ?, '{self.metric}') "
+            f"AS {DISTANCE} FROM {_quote(self.table.name)}{where} "
+            f"ORDER BY {DISTANCE} LIMIT {self._limit}"
+        )
+
+    def to_arrow(self) -> pa.Table:
+        """The results; for several query vectors, stacked with a ``query_index`` column."""
+        sql = self.sql()
+        connection = self.table.connection
+        if self.query.ndim == 1:
+            return connection.execute(sql, (self.query,)).arrow()
+        parts = []
+        for n, vector in enumerate(self.query):
+            part = connection.execute(sql, (vector,)).arrow()
+            parts.append(
+                part.append_column("query_index", pa.array([n] * part.num_rows, pa.int64()))
+            )
+        return pa.concat_tables(parts) if parts else pa.table({})
+
+    def to_list(self) -> list[dict[str, Any]]:
+        return self.to_arrow().to_pylist()  # type: ignore[no-any-return]
+
+    def to_pandas(self) -> pd.DataFrame:
+        return self.to_arrow().to_pandas()
+
+
+def _columns(data: Any) -> dict[str, list[Any]]:
+    """Column name -> Python values (vectors as float32 arrays) from any supported input."""
+    if hasattr(data, "to_arrow") and not isinstance(data, pa.Table):  # Polars
+        data = data.to_arrow()
+    if type(data).__module__.startswith("pandas"):
+        data = pa.Table.from_pandas(data, preserve_index=False)
+    if isinstance(data, pa.RecordBatch):
+        data = pa.Table.from_batches([data])
+    if isinstance(data, pa.Table):
+        return {name: _values(data.column(name)) for name in data.column_names}
+    if isinstance(data, Mapping):
+        return {str(k): _values(v) for k, v in data.items()}
+    if isinstance(data, Iterable):
+        rows = list(data)
+        if not rows:
+            return {}
+        if not all(isinstance(r, Mapping) for r in rows):
+            raise ProgrammingError("add() takes rows as dicts (column name -> value)")
+        names = list(dict.fromkeys(name for row in rows for name in row))
+        return {n: [_vector_or_value(row.get(n)) for row in rows] for n in names}
+    raise ProgrammingError(
+        f"add() cannot read {type(data).__name__}; pass Arrow, pandas, Polars, "
+        "a list of dicts or a dict of columns"
+    )
+
+
+def _values(column: Any) -> list[Any]:
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if isinstance(column, pa.Array) and pa.types.is_fixed_size_list(column.type):
+        dim = column.type.list_size
+        flat = column.values.slice(column.offset * dim, len(column) * dim)
+        matrix = np.asarray(flat.to_numpy(zero_copy_only=False), np.float32).reshape(-1, dim)
+        valid = column.is_valid().to_pylist()
+        return [row if ok else None for row, ok in zip(matrix, valid, strict=True)]
+    if isinstance(column, pa.Array):
+        if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+            return [None if v is None else np.asarray(v, np.float32) for v in column.to_pylist()]
+        return column.to_pylist()  # type: ignore[no-any-return]
+    if isinstance(column, np.ndarray):
+        return list(column.astype(np.float32)) if column.ndim == 2 else column.tolist()
+    return [_vector_or_value(v) for v in column]
+
+
+def _vector_or_value(value: Any) -> Any:
+    return np.asarray(value, np.float32) if isinstance(value, (list, tuple)) else value
