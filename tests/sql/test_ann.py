@@ -191,3 +191,28 @@ def test_bad_vector_indexes_are_clear_errors(
     con.execute(f"CREATE TABLE named(name TEXT PRIMARY KEY, e VECTOR({DIM}))")
     with pytest.raises(error, match=message):
         con.execute(sql)
+
+
+def test_a_saved_index_is_loaded_and_caught_up_after_reopening(
+    open_rocks: Callable[[], alopex.Connection], rocks_path: Any
+) -> None:
+    con = open_rocks()
+    vectors = fill(con)
+    assert ids(con, TOP, vectors[3])[0] == 3  # builds the index
+    con.close()  # saves it
+    saved = list((rocks_path / "indexes").iterdir())
+    assert [p.name.split("-")[0] for p in saved] and all(p.is_dir() for p in saved)
+    again = open_rocks()
+    again.execute("DELETE FROM docs WHERE id = 3")
+    again.commit()
+    found = ids(again, TOP, vectors[3])
+    assert 3 not in found and found == exact(again, TOP, vectors[3])
+    again.close()
+    for folder in (rocks_path / "indexes").iterdir():  # damage the snapshot: rebuild, not wrong
+        for file in folder.iterdir():
+            file.write_bytes(b"garbage")
+    third = open_rocks()
+    assert ids(third, TOP, vectors[4]) == exact(third, TOP, vectors[4])
+    third.execute("DROP INDEX ix")
+    third.commit()
+    assert list((rocks_path / "indexes").iterdir()) == []

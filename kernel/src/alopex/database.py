@@ -15,6 +15,8 @@ import fcntl
 import json
 import os
 import threading
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -68,6 +70,8 @@ class Database:
         self._lock = lock
         self.plugins = plugins
         self._users = 0
+        #: run before storage closes (upper layers persist derived state, e.g. ANN indexes)
+        self.on_close: list[Callable[[], None]] = []
 
     # -- opening and closing --------------------------------------------------------------
 
@@ -97,6 +101,11 @@ class Database:
                 return
             self._open.pop(self.key, None)
         try:
+            for callback in self.on_close:
+                try:
+                    callback()
+                except Exception as err:  # derived state: storage must close regardless
+                    warnings.warn(f"while closing {self.key}: {err}", RuntimeWarning, 2)
             self.txns.close()
             self.consensus.close()
             self.engine.close()

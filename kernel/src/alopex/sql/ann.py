@@ -17,8 +17,11 @@ Row ids are the tables' integer keys: an INTEGER PRIMARY KEY, or the hidden rowi
 
 from __future__ import annotations
 
+import os
+import shutil
 import threading
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -110,12 +113,62 @@ class Live:
 
 
 class AnnIndexes:
-    """The vector indexes of one database, shared by its sessions."""
+    """The vector indexes of one database, shared by its sessions.
 
-    def __init__(self, plugins: PluginSet) -> None:
+    A persistent database saves each index at close into ``indexes/<id>-<position>/``
+    (the provider's files, written to a temporary folder then renamed), so reopening
+    loads it and replays only the change-log entries after ``position``; a missing or
+    unreadable snapshot means a rebuild from the rows, never a wrong answer.
+    """
+
+    def __init__(self, plugins: PluginSet, directory: Path | None = None) -> None:
         self.plugins = plugins
+        self.directory = directory
         self.live: dict[int, Live] = {}
         self.lock = threading.Lock()
+
+    def save(self) -> None:
+        """Persist every index in memory (called before the database closes)."""
+        if self.directory is None:
+            return
+        with self.lock:
+            for index_id, live in self.live.items():
+                with live.lock:
+                    self._save(index_id, live)
+
+    def _save(self, index_id: int, live: Live) -> None:
+        assert self.directory is not None
+        final = self.directory / f"{index_id}-{live.position}"
+        if final.exists():
+            return
+        temporary = self.directory / f".{index_id}-{live.position}.tmp"
+        shutil.rmtree(temporary, ignore_errors=True)
+        temporary.mkdir(parents=True)
+        live.index.save(temporary / "index")
+        os.replace(temporary, final)
+        for old in self._snapshots(index_id):
+            if old != final:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def _snapshots(self, index_id: int) -> list[Path]:
+        if self.directory is None or not self.directory.is_dir():
+            return []
+        found = [p for p in self.directory.glob(f"{index_id}-*") if p.is_dir()]
+        return sorted(found, key=lambda p: int(p.name.partition("-")[2]), reverse=True)
+
+    def _load(self, table: Table, index: Index, wanted: int) -> Live | None:
+        """The newest saved snapshot this snapshot can catch up from, or None."""
+        for folder in self._snapshots(index.id):
+            position = int(folder.name.partition("-")[2])
+            if position > wanted:
+                continue
+            loaded = self.create(table, index)
+            try:
+                loaded.load(folder / "index")
+            except Exception:  # damaged or foreign: rebuild from the rows instead
+                continue
+            return Live(loaded, position)
+        return None
 
     def options(self, table: Table, index: Index) -> IndexOptions:
         column = table.columns[index.columns[0]]
@@ -162,7 +215,8 @@ class AnnIndexes:
         with self.lock:
             live = self.live.get(index.id)
             if live is None:
-                live = self.live[index.id] = self.build(tx, table, index, columns())
+                live = self._load(table, index, wanted) or self.build(tx, table, index, columns())
+                self.live[index.id] = live
         with live.lock:
             if live.position > wanted:
                 return None  # built or caught up past this (older) snapshot
@@ -192,9 +246,13 @@ class AnnIndexes:
         live.position = wanted
 
     def forget(self, index_ids: Iterable[int]) -> None:
+        """Drop indexes and their saved snapshots (DROP INDEX / TABLE); if the drop rolls
+        back, the next query rebuilds the index from the rows."""
         with self.lock:
             for index_id in index_ids:
                 self.live.pop(index_id, None)
+                for folder in self._snapshots(index_id):
+                    shutil.rmtree(folder, ignore_errors=True)
 
 
 def logged(tx: MvccTransaction, tables: Iterable[tuple[Table, list[Index]]]) -> list[Any]:
