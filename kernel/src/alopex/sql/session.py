@@ -51,6 +51,9 @@ class Result:
     names: list[str] | None = None
 
 
+SEARCH_PRAGMAS = ("ef_search", "nprobe")
+
+
 class SqlState:
     """Per-database SQL state shared by its sessions: catalog cache, rowid counters."""
 
@@ -62,7 +65,9 @@ class SqlState:
         persistent = database.path is not None
         self.mirror_rows = int(database.settings["sql.column_mirror_rows"]) if persistent else 0
         self.columns = access.TableColumns(database.txns, self.mirror_rows)
-        self.ann = ann.AnnIndexes(database.plugins)
+        folder = database.path / "indexes" if database.path is not None else None
+        self.ann = ann.AnnIndexes(database.plugins, folder)
+        database.on_close.append(self.ann.save)
 
 
 def sql_state(database: Database) -> SqlState:
@@ -306,6 +311,7 @@ class Session:
         self._savepoints: list[tuple[str, dict[bytes, bytes | None]]] = []
         self._ddl_in_tx = False  # catalog writes pending in the open transaction
         self.written: set[int] = set()  # ids of tables written in the open transaction
+        self.search_params: dict[str, int] = {}  # PRAGMA ef_search / nprobe
         # table id -> the (row keys, rows) its statements inserted, in order; None once
         # anything else wrote the table (the commit then cannot append to its mirror)
         self.appended: dict[int, list[tuple[list[bytes], list[list[Any]]]] | None] = {}
@@ -549,6 +555,8 @@ class Session:
     def _dispatch(self, statement: Any, ctx: Context) -> Result:
         if isinstance(statement, Explain):
             return self._explain(statement, ctx)
+        if isinstance(statement, exp.Pragma):
+            return self._pragma(statement)
         if isinstance(statement, _Many):
             return Result(
                 rowcount=dml.insert_many(ctx, statement.node, statement.indexes, statement.batch)
@@ -574,6 +582,29 @@ class Session:
             ddl.alter(ctx, statement)
             return Result()
         raise NotSupportedError(f"unsupported statement: {statement.key.upper()}")
+
+    def _pragma(self, statement: exp.Pragma) -> Result:
+        """``PRAGMA ef_search = 128`` / ``PRAGMA nprobe = 16``: how hard this connection's
+        ANN searches look (more is slower and finds more); ``= 0`` restores the index's own
+        setting; without ``=`` it shows the current value."""
+        target = statement.this
+        name = (target.this if isinstance(target, exp.EQ) else target).name.lower()
+        if name not in SEARCH_PRAGMAS:
+            raise NotSupportedError(
+                f"PRAGMA {name} is not supported; Alopex knows {', '.join(SEARCH_PRAGMAS)}"
+            )
+        if isinstance(target, exp.EQ):
+            value = target.expression
+            if not (isinstance(value, exp.Literal) and value.is_int and int(value.name) >= 0):
+                raise ProgrammingError(f"PRAGMA {name} takes a whole number, like 64")
+            if int(value.name):
+                self.search_params[name] = int(value.name)
+            else:
+                self.search_params.pop(name, None)
+            return Result()
+        current = self.search_params.get(name)
+        relation = Relation.build([pa.array([current], pa.int64())], [Field(name)], 1)
+        return Result(relation)
 
     def _special(self, statement: Special) -> Result:
         if statement.kind == "reindex":  # indexes are always up to date: only check the name
