@@ -8,8 +8,16 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from alopex.contracts.index import Ids, IndexOptions, VectorIndex, Vectors
-from alopex.errors import InvalidArgument
+from alopex.contracts.index import (
+    Ids,
+    IndexOptions,
+    VectorIndex,
+    Vectors,
+    as_ids,
+    as_vectors,
+    last_wins,
+)
+from alopex.errors import DataError, InvalidArgument
 
 
 class FlatIndex(VectorIndex):
@@ -21,18 +29,19 @@ class FlatIndex(VectorIndex):
         self._ids = np.empty(0, dtype=np.int64)
         self._slot: dict[int, int] = {}
 
-    def _prepare(self, vectors: npt.ArrayLike) -> Vectors:
-        matrix = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.options.dim)
+    def _prepare(self, vectors: npt.ArrayLike, what: str = "vectors") -> Vectors:
+        matrix = as_vectors(vectors, self.options.dim, what)
         if self.options.metric == "cosine":
             norms = np.linalg.norm(matrix, axis=1, keepdims=True)
             matrix = (matrix / np.where(norms == 0, 1, norms)).astype(np.float32)
         return matrix
 
     def add(self, ids: Ids, vectors: Vectors) -> None:
-        ids = np.asarray(ids, dtype=np.int64)
+        ids = as_ids(ids)
         matrix = self._prepare(vectors)
         if len(ids) != len(matrix):
             raise InvalidArgument(f"{len(ids)} ids for {len(matrix)} vectors")
+        ids, matrix = last_wins(ids, matrix)
         self.remove(ids)
         start = len(self._ids)
         self._vectors = np.concatenate([self._vectors, matrix])
@@ -40,7 +49,7 @@ class FlatIndex(VectorIndex):
         self._slot.update((int(i), start + n) for n, i in enumerate(ids))
 
     def remove(self, ids: Ids) -> None:
-        for row_id in np.asarray(ids, dtype=np.int64).tolist():
+        for row_id in as_ids(ids).tolist():
             slot = self._slot.pop(row_id, None)
             if slot is None:
                 continue
@@ -56,11 +65,13 @@ class FlatIndex(VectorIndex):
     def search(
         self, queries: Vectors, k: int, *, allow: Ids | None = None
     ) -> tuple[Ids, npt.NDArray[np.float32]]:
+        if k < 0:
+            raise InvalidArgument(f"k must be >= 0, got {k}")
+        q = self._prepare(queries, "queries")
         matrix, ids = self._vectors, self._ids
         if allow is not None:
-            mask = np.isin(ids, allow)
+            mask = np.isin(ids, as_ids(allow))
             matrix, ids = matrix[mask], ids[mask]
-        q = self._prepare(queries)
         if self.options.metric == "l2":
             dist = (q * q).sum(1)[:, None] - 2 * q @ matrix.T + (matrix * matrix).sum(1)[None, :]
         elif self.options.metric == "cosine":
@@ -84,8 +95,13 @@ class FlatIndex(VectorIndex):
 
     def load(self, path: Path) -> None:
         with np.load(path) as data:
-            self._ids = data["ids"]
-            self._vectors = data["vectors"]
+            ids, vectors = data["ids"], data["vectors"]
+        if vectors.shape[1] != self.options.dim:
+            raise DataError(
+                f"{path} holds {vectors.shape[1]}-dimensional vectors, "
+                f"this index {self.options.dim}-dimensional ones"
+            )
+        self._ids, self._vectors = ids, vectors
         self._slot = {int(i): n for n, i in enumerate(self._ids)}
 
     def __len__(self) -> int:

@@ -11,6 +11,8 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from alopex.errors import DataError, InvalidArgument
+
 METRICS = ("cosine", "l2", "inner")
 
 Ids = npt.NDArray[np.int64]
@@ -29,8 +31,10 @@ class IndexOptions:
 class VectorIndex(ABC):
     """Vectors keyed by int64 row id. Distances are smaller-is-closer for every metric.
 
-    (For ``cosine`` the distance is ``1 - cosine similarity``; for ``inner`` it is
-    ``-inner product``.)
+    (For ``cosine`` the distance is ``1 - cosine similarity``; for ``l2`` it is the
+    *squared* Euclidean distance, which ranks like the Euclidean one and needs no square
+    root; for ``inner`` it is ``-inner product``.) Vectors or queries of another dimension
+    than ``options.dim`` raise :class:`~alopex.errors.DataError`.
     """
 
     options: IndexOptions
@@ -47,7 +51,12 @@ class VectorIndex(ABC):
     def search(
         self, queries: Vectors, k: int, *, allow: Ids | None = None
     ) -> tuple[Ids, npt.NDArray[np.float32]]:
-        """The ``k`` nearest ids per query (``-1`` pads), optionally only among ``allow``."""
+        """The ``k`` nearest ids per query, closest first, optionally only among ``allow``.
+
+        Returns two ``(len(queries), k)`` arrays; where fewer than ``k`` ids qualify the
+        rows are padded with id ``-1`` and distance ``inf``. Ids in ``allow`` that the
+        index does not hold are ignored.
+        """
 
     @abstractmethod
     def save(self, path: Path) -> None:
@@ -63,3 +72,46 @@ class VectorIndex(ABC):
 
 
 IndexFactory = Callable[[IndexOptions], VectorIndex]
+
+
+def as_ids(ids: npt.ArrayLike) -> Ids:
+    """``ids`` as a one-dimensional int64 array."""
+    array = np.asarray(ids)
+    if array.ndim != 1 or not (array.size == 0 or np.issubdtype(array.dtype, np.integer)):
+        raise InvalidArgument(
+            f"ids must be a one-dimensional array of integers, got shape {array.shape} "
+            f"of {array.dtype}"
+        )
+    return array.astype(np.int64, copy=False)
+
+
+def as_vectors(vectors: npt.ArrayLike, dim: int, what: str = "vectors") -> Vectors:
+    """``vectors`` as a C-contiguous ``(n, dim)`` float32 matrix; one vector may be 1-D.
+
+    Raises :class:`~alopex.errors.DataError` when the dimension is not ``dim``.
+    """
+    try:
+        matrix = np.asarray(vectors, dtype=np.float32)
+    except (TypeError, ValueError) as err:
+        raise DataError(f"{what} must be numbers in an (n, {dim}) array: {err}") from err
+    if matrix.ndim == 1:
+        matrix = matrix.reshape(1, -1)
+    if matrix.ndim != 2:
+        raise DataError(f"{what} must be an (n, {dim}) array, got shape {matrix.shape}")
+    if matrix.shape[1] != dim:
+        raise DataError(
+            f"{what} have {matrix.shape[1]} dimensions but this index holds "
+            f"{dim}-dimensional vectors; pass an (n, {dim}) array"
+        )
+    return np.ascontiguousarray(matrix)
+
+
+def last_wins(ids: Ids, vectors: Vectors) -> tuple[Ids, Vectors]:
+    """Drop all but the last occurrence of an id repeated within one ``add`` batch."""
+    if len(ids) < 2:
+        return ids, vectors
+    _, last_from_end = np.unique(ids[::-1], return_index=True)
+    if len(last_from_end) == len(ids):
+        return ids, vectors
+    keep = np.sort(len(ids) - 1 - last_from_end)
+    return ids[keep], vectors[keep]

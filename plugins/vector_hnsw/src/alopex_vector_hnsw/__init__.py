@@ -1,0 +1,1 @@
+"""The ``hnswlib`` vector index provider for Alopex: HNSW graphs through hnswlib."""
