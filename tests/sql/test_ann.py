@@ -216,3 +216,19 @@ def test_a_saved_index_is_loaded_and_caught_up_after_reopening(
     third.execute("DROP INDEX ix")
     third.commit()
     assert list((rocks_path / "indexes").iterdir()) == []
+
+
+def test_hnswlib_answers_and_pragma_ef_search_tunes_it(con: alopex.Connection) -> None:
+    vectors = fill(con, provider="hnswlib")
+    queries = vectors[:40] + 0.3
+
+    def recall() -> float:
+        hits = sum(len(set(ids(con, TOP, q)) & set(exact(con, TOP, q))) for q in queries)
+        return hits / (8 * len(queries))
+
+    con.execute("PRAGMA ef_search = 1")
+    low = recall()
+    con.execute("PRAGMA ef_search = 400")
+    high = recall()
+    assert high >= 0.99 and high >= low
+    assert ids(con, TOP_WHERE, vectors[1]) == exact(con, TOP_WHERE, vectors[1])

@@ -3,6 +3,7 @@ measured against."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +64,12 @@ class FlatIndex(VectorIndex):
             self._vectors = self._vectors[:last]
 
     def search(
-        self, queries: Vectors, k: int, *, allow: Ids | None = None
+        self,
+        queries: Vectors,
+        k: int,
+        *,
+        allow: Ids | None = None,
+        params: Mapping[str, int] | None = None,  # exact: nothing to tune
     ) -> tuple[Ids, npt.NDArray[np.float32]]:
         if k < 0:
             raise InvalidArgument(f"k must be >= 0, got {k}")

@@ -49,9 +49,17 @@ class VectorIndex(ABC):
 
     @abstractmethod
     def search(
-        self, queries: Vectors, k: int, *, allow: Ids | None = None
+        self,
+        queries: Vectors,
+        k: int,
+        *,
+        allow: Ids | None = None,
+        params: Mapping[str, int] | None = None,
     ) -> tuple[Ids, npt.NDArray[np.float32]]:
         """The ``k`` nearest ids per query, closest first, optionally only among ``allow``.
+
+        ``params`` are search-time knobs for this call (``ef_search`` for HNSW, ``nprobe``
+        for IVF, set by ``PRAGMA``); a provider ignores the ones it has no use for.
 
         Returns two ``(len(queries), k)`` arrays; where fewer than ``k`` ids qualify the
         rows are padded with id ``-1`` and distance ``inf``. Ids in ``allow`` that the

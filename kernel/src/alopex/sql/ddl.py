@@ -205,15 +205,10 @@ def create_index(ctx: Context, node: exp.Create) -> None:
     build_index(ctx, table, index)
 
 
+_COMMON_PARAMS = {"metric": str, "provider": str}
 _VECTOR_PARAMS = {
-    "m": int,
-    "ef_construction": int,
-    "ef_search": int,
-    "nlist": int,
-    "nprobe": int,
-    "pq": int,
-    "metric": str,
-    "provider": str,
+    "hnsw": {"m": int, "ef_construction": int, "ef_search": int, **_COMMON_PARAMS},
+    "ivf": {"nlist": int, "nprobe": int, "pq": int, **_COMMON_PARAMS},
 }
 
 
@@ -231,10 +226,11 @@ def _create_vector_index(
     options: dict[str, object] = {}
     for prop in params.args.get("with_storage") or []:
         key = prop.name.lower()
-        kind = _VECTOR_PARAMS.get(key)
+        known = _VECTOR_PARAMS[method]
+        kind = known.get(key)
         if kind is None:
             raise ProgrammingError(
-                f"unknown {method.upper()} option {key!r}; use {', '.join(_VECTOR_PARAMS)}"
+                f"unknown {method.upper()} option {key!r}; use {', '.join(known)}"
             )
         raw = prop.args["value"]
         text = raw.name if isinstance(raw, (exp.Literal, exp.Var, exp.Identifier)) else raw.sql()

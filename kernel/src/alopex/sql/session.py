@@ -102,7 +102,8 @@ class Context:
         )
         if live is None:
             return None
-        ids, _ = live.index.search(query.reshape(1, -1), k, allow=allow)
+        tuning = self.session.search_params or None
+        ids, _ = live.index.search(query.reshape(1, -1), k, allow=allow, params=tuning)
         return np.asarray(ids[0])
 
     def scan(self, table: Table, alias: str, request: ScanRequest | None = None) -> Relation:

@@ -231,7 +231,12 @@ class HnswIndex(VectorIndex):
     # -- search ---------------------------------------------------------------------------
 
     def search(
-        self, queries: Vectors, k: int, *, allow: Ids | None = None
+        self,
+        queries: Vectors,
+        k: int,
+        *,
+        allow: Ids | None = None,
+        params: Mapping[str, int] | None = None,
     ) -> tuple[Ids, npt.NDArray[np.float32]]:
         if k < 0:
             raise InvalidArgument(f"k must be >= 0, got {k}")
@@ -251,7 +256,8 @@ class HnswIndex(VectorIndex):
             if candidates is not None and self._exact_is_cheaper(count):
                 ids, dist = self._exact(matrix, found, candidates)
             else:
-                ids, dist = self._graph_search(matrix, found, candidates)
+                ef = (params or {}).get("ef_search") or self.params.ef_search
+                ids, dist = self._graph_search(matrix, found, candidates, ef)
         out_ids[:, :found], out_dist[:, :found] = ids, dist
         return out_ids, out_dist
 
@@ -270,12 +276,12 @@ class HnswIndex(VectorIndex):
         )
 
     def _graph_search(
-        self, queries: Vectors, k: int, candidates: Ids | None
+        self, queries: Vectors, k: int, candidates: Ids | None, ef_search: int
     ) -> tuple[Ids, npt.NDArray[np.float32]]:
         accept = None if candidates is None else set(_labels(candidates).tolist()).__contains__
         # The filter runs Python under the GIL: more threads would only contend for it.
         threads = self._threads if accept is None else 1
-        ef = max(self.params.ef_search, k)
+        ef = max(ef_search, k)
         slots = self._graph.get_current_count()
         try:
             for _ in range(WIDEN_STEPS + 1):
