@@ -426,3 +426,15 @@ def test_typed_parameters_round_trip(con: alopex.Connection) -> None:
     values = (dt.datetime(2024, 5, 6, 7, 8, 9), dt.date(2023, 1, 31), Decimal("12.30"), True)
     con.execute("INSERT INTO tp VALUES (?, ?, ?, ?)", values)
     assert con.execute("SELECT * FROM tp").fetchall() == [values]
+
+
+def test_fast_path_results_convert_to_arrow(con: alopex.Connection) -> None:
+    """A primary-key lookup skips Arrow to run; .arrow() still gets typed columns."""
+    import pyarrow as pa
+
+    con.execute("CREATE TABLE p(id INTEGER PRIMARY KEY, name TEXT, e VECTOR(2))")
+    con.execute("INSERT INTO p VALUES (1, 'a', '[1, 2]')")
+    table = con.execute("SELECT name, e FROM p WHERE id = ?", (1,)).arrow()
+    assert table.schema.types == [pa.string(), pa.list_(pa.float32(), 2)]
+    assert table.to_pylist() == [{"name": "a", "e": [1.0, 2.0]}]
+    assert con.execute("SELECT name FROM p WHERE id = 2").arrow().num_rows == 0

@@ -108,6 +108,11 @@ class Cursor:
     def arrow(self) -> pa.Table:
         """The whole result as an Arrow table (no row conversion)."""
         result = self._result
+        if result is not None and result.rows is not None and result.types is not None:
+            names = result.names or []
+            columns = list(zip(*result.rows, strict=True)) or [()] * len(names)
+            arrays = [pa.array(list(c), t) for c, t in zip(columns, result.types, strict=True)]
+            return pa.table(arrays, names=names)
         if result is None or result.relation is None:
             raise ProgrammingError("the last statement returned no rows")
         relation = result.relation

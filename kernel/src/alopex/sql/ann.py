@@ -79,17 +79,19 @@ def _rowid_alias(table: Table) -> bool:
 
 
 def row_ids(table: Table, keys: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """int64 ids of row keys, decoded in one pass over their fixed-width bytes."""
+    """int64 ids of row keys, decoded as one NumPy view of their fixed-width bytes."""
     if isinstance(keys, pa.ChunkedArray):
         keys = keys.combine_chunks()
     skip = 5 + (1 if table.primary_key else 0)  # table prefix, then the value tag
     width = skip + 8
-    data = np.frombuffer(keys.buffers()[2], np.uint8)
-    offsets = np.frombuffer(keys.buffers()[1], np.int32)[keys.offset : keys.offset + len(keys) + 1]
-    if len(keys) and not (np.diff(offsets) == width).all():
+    count = len(keys)
+    offsets = np.frombuffer(keys.buffers()[1], np.int32)[keys.offset : keys.offset + count + 1]
+    if count and (offsets[-1] - offsets[0] != count * width or keys.null_count):
         raise NotSupportedError("vector index keys must be integer row ids")
-    starts = offsets[:-1] + skip
-    raw = data[starts[:, None] + np.arange(8)].copy().view(">u8").reshape(-1)
+    data = np.frombuffer(
+        keys.buffers()[2], np.uint8, count * width, int(offsets[0]) if count else 0
+    )
+    raw = data.reshape(count, width)[:, skip:].copy().view(">u8").reshape(-1)
     return np.asarray((raw.astype(np.uint64) - np.uint64(1 << 63)).astype(np.int64))
 
 

@@ -29,18 +29,14 @@ from alopex.sql.expressions import (
     is_aggregate,
 )
 from alopex.sql.kernels import NULL, Params, Value
+from alopex.sql.nearest import FUNCTIONS as NEAREST_FUNCTIONS
 from alopex.sql.relation import Field, Relation
 
 ScanTable = Callable[[Table, str, "ScanRequest | None"], Relation]
 #: (table, index, query vector, k, allowed row ids or None) -> nearest ids, or None: rank exactly
 VectorSearch = Callable[[Table, Index, np.ndarray, int, "np.ndarray | None"], "np.ndarray | None"]
-_NEAREST = {  # ORDER BY function -> (its metric, or None: the column's; direction)
-    "vector_similarity": (None, True),
-    "vector_distance": (None, False),
-    "cosine_similarity": ("cosine", True),
-    "inner_product": ("inner", True),
-    "l2_distance": ("l2", False),
-}
+#: (table, row ids, fields) -> those rows as a relation with these fields
+FetchRows = Callable[[Table, np.ndarray, list[Field]], Relation]
 _MAX_RECURSION = 100_000
 ParseView = Callable[[str], exp.Expr]
 
@@ -55,10 +51,12 @@ class Executor:
         params: Params,
         parse_view: ParseView,
         vector_search: VectorSearch | None = None,
+        fetch_rows: FetchRows | None = None,
     ) -> None:
         self.catalog = catalog
         self.scan = scan
         self.vector_search = vector_search
+        self.fetch_rows = fetch_rows
         self.params = params
         self.parse_view = parse_view
         self._ctes: list[dict[str, Relation | exp.Expr]] = []
@@ -560,14 +558,20 @@ class Executor:
             return relation
         from alopex.sql.ann import row_ids
 
-        ids = row_ids(table, relation.column(key))
+        ids = row_ids(table, relation.column(key)) if filtered else None
         assert self.vector_search is not None
-        found = self.vector_search(table, index, query, k, ids if filtered else None)
+        found = self.vector_search(table, index, query, k, ids)
         if found is None:
             why = " (exact: this transaction wrote the table or its snapshot is older)"
             self._traced("NEAREST", detail + why, relation.num_rows, started)
             return relation
         found = found[found >= 0]
+        if ids is None and self.fetch_rows is not None:  # the index is this snapshot: read k
+            nearest = self.fetch_rows(table, found, relation.fields)
+            self._traced("NEAREST", detail, nearest.num_rows, started)
+            return nearest
+        if ids is None:
+            ids = row_ids(table, relation.column(key))
         order = np.argsort(ids, kind="stable")
         slots = np.searchsorted(ids, found, sorter=order)
         slots = np.minimum(slots, len(ids) - 1)
@@ -601,7 +605,7 @@ class Executor:
             call = aliased[0] if aliased else call
         if not indexes or not isinstance(call, exp.Anonymous):
             return None
-        fixed = _NEAREST.get(call.name.lower())
+        fixed = NEAREST_FUNCTIONS.get(call.name.lower())
         if fixed is None or bool(first.args.get("desc")) != fixed[1] or len(call.expressions) < 2:
             return None
         ev = Evaluator(Relation.single_row(), self.params, self, None, outer)

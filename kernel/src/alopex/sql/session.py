@@ -31,6 +31,7 @@ from alopex.sql.access import ScanRequest
 from alopex.sql.catalog import VERSION_KEY, Catalog, Index, Table
 from alopex.sql.encoding import decode_int, decode_row, encode_key, table_prefix
 from alopex.sql.kernels import Params
+from alopex.sql.nearest import NearestLookup
 from alopex.sql.parser import Explain, Special, parse
 from alopex.sql.relation import Field, Relation
 from alopex.sql.select import Executor, _conjuncts
@@ -49,6 +50,7 @@ class Result:
     rowcount: int = -1
     rows: list[tuple[Any, ...]] | None = None  # already converted (fast paths)
     names: list[str] | None = None
+    types: list[pa.DataType] | None = None  # of ``rows``' columns, for .arrow()
 
 
 SEARCH_PRAGMAS = ("ef_search", "nprobe")
@@ -87,7 +89,16 @@ class Context:
     params: Params
 
     def executor(self) -> Executor:
-        return Executor(self.catalog, self.scan, self.params, _view_query, self.nearest)
+        return Executor(
+            self.catalog, self.scan, self.params, _view_query, self.nearest, self.fetch_rows
+        )
+
+    def fetch_rows(self, table: Table, ids: np.ndarray, fields: list[Field]) -> Relation:
+        """Rows by integer row id, in the order given (missing ones are skipped)."""
+        keys = [ann.row_key(table, int(i)) for i in ids]
+        pairs = [(k, v) for k, v in zip(keys, self.tx.read_many(keys), strict=True) if v]
+        columns = mirror.decode_columns(table, [k for k, _ in pairs], [v for _, v in pairs], None)
+        return Relation.build(columns, fields, len(pairs))
 
     def nearest(
         self, table: Table, index: Index, query: np.ndarray, k: int, allow: np.ndarray | None
@@ -143,6 +154,10 @@ class PointLookup:
     key_parts: tuple[exp.Expr, ...]  # in primary-key order: placeholders or literals
     positions: tuple[int, ...]  # projected columns
     names: list[str]
+
+    @property
+    def types(self) -> list[pa.DataType]:
+        return [self.table.columns[p].type.arrow for p in self.positions]
 
     @classmethod
     def build(cls, node: exp.Select, catalog: Catalog) -> PointLookup | None:
@@ -317,7 +332,7 @@ class Session:
         # anything else wrote the table (the commit then cannot append to its mirror)
         self.appended: dict[int, list[tuple[list[bytes], list[list[Any]]]] | None] = {}
         # parsed statement id -> (statement, its point-lookup plan or None)
-        self._plans: dict[int, tuple[Any, PointLookup | None]] = {}
+        self._plans: dict[int, tuple[Any, PointLookup | NearestLookup | None]] = {}
 
     # -- transactions ---------------------------------------------------------------------
 
@@ -518,7 +533,7 @@ class Session:
             if rows is not None:
                 if self.autocommit and not self.explicit:
                     self.commit()
-                return Result(rows=rows, names=plan.names)
+                return Result(rows=rows, names=plan.names, types=plan.types)
         # DML hands its writes to the transaction only once it has succeeded; DDL writes
         # as it goes, so keep what to restore if it fails.
         ddl_statement = isinstance(statement, _DDL)
@@ -532,7 +547,7 @@ class Session:
                 plan = self._plan_point_lookup(statement, ctx.catalog)
                 rows = plan.run(self, tx, params) if plan is not None else None
                 if rows is not None and plan is not None:
-                    result = Result(rows=rows, names=plan.names)
+                    result = Result(rows=rows, names=plan.names, types=plan.types)
             if result is None:
                 result = self._dispatch(statement, ctx)
         except BaseException:
@@ -546,10 +561,14 @@ class Session:
             self.commit()
         return result
 
-    def _plan_point_lookup(self, statement: exp.Select, catalog: Catalog) -> PointLookup | None:
+    def _plan_point_lookup(
+        self, statement: exp.Select, catalog: Catalog
+    ) -> PointLookup | NearestLookup | None:
         if len(self._plans) > 512:
             self._plans.clear()
-        plan = PointLookup.build(statement, catalog)
+        plan: PointLookup | NearestLookup | None = PointLookup.build(statement, catalog)
+        if plan is None:
+            plan = NearestLookup.build(statement, catalog)
         self._plans[id(statement)] = (statement, plan)
         return plan
 

@@ -1,0 +1,187 @@
+"""The top-k path: ``SELECT cols[, f(col, ?) AS score] FROM t ORDER BY f(col, ?) LIMIT k``
+planned once per statement, run as one index search and one batched read of k rows.
+
+It is to vector search what ``PointLookup`` is to primary-key reads: no Arrow relation,
+no general executor, no per-query planning. Anything it cannot answer exactly as the
+general path would (a WHERE clause, other expressions, a snapshot the index is not at,
+the transaction's own writes to the table) returns None, and the general path runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import numpy as np
+import pyarrow as pa
+from sqlglot import exp
+
+from alopex.sql import ann, vectors
+from alopex.sql.catalog import VERSION_KEY, Catalog, Index, Table
+from alopex.sql.encoding import decode_rows
+from alopex.sql.kernels import Params
+from alopex.sql.types import to_python
+
+if TYPE_CHECKING:
+    from alopex.builtin.mvcc import MvccTransaction
+    from alopex.sql.session import Session
+
+#: ORDER BY function -> (its fixed metric or None, similarity (DESC) or distance (ASC))
+FUNCTIONS = {
+    "vector_similarity": (None, True),
+    "vector_distance": (None, False),
+    "cosine_similarity": ("cosine", True),
+    "inner_product": ("inner", True),
+    "l2_distance": ("l2", False),
+}
+
+
+@attrs.frozen
+class NearestLookup:
+    version: int
+    table: Table
+    index: Index
+    column: int  # the VECTOR column's position
+    parameter: int  # the query vector's placeholder number
+    similarity: bool  # higher first (else lower first)
+    metric: str
+    limit: int
+    outputs: tuple[int, ...]  # column positions; -1 is the score
+    names: list[str]
+
+    @property
+    def types(self) -> list[pa.DataType]:
+        return [pa.float64() if p < 0 else self.table.columns[p].type.arrow for p in self.outputs]
+
+    @classmethod
+    def build(cls, node: exp.Select, catalog: Catalog) -> NearestLookup | None:
+        from_, order, limit = node.args.get("from_"), node.args.get("order"), node.args.get("limit")
+        if from_ is None or order is None or limit is None or len(order.expressions) != 1:
+            return None
+        if not isinstance(from_.this, exp.Table) or any(
+            node.args.get(a)
+            for a in ("joins", "where", "group", "having", "distinct", "offset", "with_")
+        ):
+            return None
+        table = catalog.tables.get(from_.this.name.lower())
+        count = limit.expression if limit.expression is not None else limit.this
+        if table is None or not (isinstance(count, exp.Literal) and count.is_int):
+            return None
+        ordered = order.expressions[0]
+        call = _aliased(ordered.this, node)
+        if not isinstance(call, exp.Anonymous) or call.name.lower() not in FUNCTIONS:
+            return None
+        fixed, similarity = FUNCTIONS[call.name.lower()]
+        if bool(ordered.args.get("desc")) != similarity or len(call.expressions) not in (2, 3):
+            return None
+        column_node, query_node = call.expressions[0], call.expressions[1]
+        if isinstance(column_node, exp.Placeholder):
+            column_node, query_node = query_node, column_node
+        if not isinstance(column_node, exp.Column) or not isinstance(query_node, exp.Placeholder):
+            return None
+        position = _position(table, column_node.name)
+        index = next(
+            (i for i in catalog.vector_indexes_of(table.name) if i.columns[0] == position), None
+        )
+        if position is None or index is None:
+            return None
+        metric = fixed or table.columns[position].type.metric or "cosine"
+        if len(call.expressions) == 3:
+            given = call.expressions[2]
+            if not (isinstance(given, exp.Literal) and given.is_string) or fixed:
+                return None
+            metric = given.name.lower()
+        declared = index.params.get("metric") or table.columns[position].type.metric or "cosine"
+        if metric != declared:
+            return None
+        outputs: list[int] = []
+        names: list[str] = []
+        for item in node.expressions:
+            target = item.this if isinstance(item, exp.Alias) else item
+            name = item.alias if isinstance(item, exp.Alias) else None
+            if isinstance(target, exp.Star):
+                outputs.extend(range(len(table.columns)))
+                names.extend(table.column_names)
+            elif target == call:
+                outputs.append(-1)
+                names.append(name or target.sql(dialect="sqlite"))
+            elif (
+                isinstance(target, exp.Column)
+                and (found := _position(table, target.name)) is not None
+            ):
+                outputs.append(found)
+                names.append(name or target.name)
+            else:
+                return None
+        return cls(
+            catalog.version,
+            table,
+            index,
+            position,
+            query_node.meta["index"],
+            similarity,
+            metric,
+            int(count.name),
+            tuple(outputs),
+            names,
+        )
+
+    def run(
+        self, session: Session, tx: MvccTransaction, params: Params
+    ) -> list[tuple[Any, ...]] | None:
+        """The rows, or None when the general path must answer."""
+        raw_version = tx.read(VERSION_KEY)
+        if (int(raw_version) if raw_version else 0) != self.version or session._ddl_in_tx:
+            return None
+        if isinstance(params, Mapping) or self.table.id in session.written or self.limit < 1:
+            return None
+        dim = self.table.columns[self.column].type.dim
+        try:
+            query = np.asarray(params[self.parameter], dtype=np.float32)
+        except (TypeError, ValueError):
+            return None
+        if query.shape != (dim,) or not np.isfinite(query).all():
+            return None  # the general path says what is wrong
+        state = session.state
+        live = state.ann.searchable(
+            tx, self.table, self.index, lambda: state.columns.read(tx, self.table, None)[0]
+        )
+        if live is None:
+            return None
+        found, _ = live.index.search(
+            query.reshape(1, -1), self.limit, params=session.search_params or None
+        )
+        ids = found[0][found[0] >= 0]
+        keys = [ann.row_key(self.table, int(i)) for i in ids]
+        stored = [raw for raw in tx.read_many(keys) if raw is not None]
+        rows = decode_rows(stored)
+        if not rows:
+            return []
+        matrix = np.frombuffer(b"".join(row[self.column] for row in rows), np.float32)
+        measure = vectors.similarity if self.similarity else vectors.distance
+        scores = measure(matrix.reshape(len(rows), -1), query, self.metric)
+        order = np.argsort(-scores if self.similarity else scores, kind="stable")
+        columns = self.table.columns
+        return [
+            tuple(
+                float(scores[n]) if p < 0 else to_python(rows[n][p], columns[p].type)
+                for p in self.outputs
+            )
+            for n in order.tolist()
+        ]
+
+
+def _aliased(node: exp.Expr, select: exp.Select) -> exp.Expr:
+    """``ORDER BY score`` where ``score`` names a select-list expression."""
+    if isinstance(node, exp.Column) and not node.table:
+        for item in select.expressions:
+            if isinstance(item, exp.Alias) and item.alias.lower() == node.name.lower():
+                target: exp.Expr = item.this
+                return target
+    return node
+
+
+def _position(table: Table, name: str) -> int | None:
+    lowered = name.lower()
+    return next((n for n, c in enumerate(table.columns) if c.name.lower() == lowered), None)
