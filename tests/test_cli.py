@@ -81,3 +81,24 @@ def test_demo_runs(tmp_path: Path) -> None:
     result = run("demo", str(tmp_path / "demo.db"))
     assert result.returncode == 0, result.stderr
     assert "kitsune" in result.stdout and "arctic fox" in result.stdout
+
+
+def test_vector_index_builds_with_the_create_statement(tmp_path: Path) -> None:
+    """`alopex sql` builds a new HNSW index right away (progress bar on a terminal) rather
+    than on the first query, and the index is saved when the database closes."""
+    import numpy as np
+
+    import alopex
+
+    path = tmp_path / "db"
+    with alopex.connect(path) as db:
+        db.execute("CREATE TABLE docs(id INTEGER PRIMARY KEY, e VECTOR(8))")
+        db.table("docs").add(
+            {"id": np.arange(500), "e": np.eye(8, dtype=np.float32)[np.arange(500) % 8]}
+        )
+    result = run("sql", str(path), "CREATE INDEX ix ON docs USING HNSW (e) WITH (m=8)")
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in (path / "indexes").iterdir()] != []
+    query = "SELECT id FROM docs ORDER BY vector_distance(e, '[0,0,1,0,0,0,0,0]') LIMIT 1"
+    result = run("sql", str(path), query, "--format", "csv")
+    assert result.returncode == 0 and int(result.stdout.splitlines()[1]) % 8 == 2

@@ -302,6 +302,31 @@ class ShellError(Exception):
     """A meta command was misused; shown as an error line, the shell goes on."""
 
 
+_VECTOR_INDEX = re.compile(r"\s*CREATE\s+INDEX\b[^;]*\bUSING\s+(HNSW|IVF)\b", re.I)
+
+
+def build_vector_indexes(con: Connection, console: Console) -> None:
+    """Build new vector indexes right away with a progress bar (instead of silently on the
+    first query), on every core the provider uses."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    columns = (
+        "building {task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def report(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(name, total=total)
+            bar.update(tasks[name], completed=done)
+
+        con._sql().prepare_vector_indexes(report)
+
+
 # -- the shell --------------------------------------------------------------------------
 
 
@@ -349,6 +374,8 @@ class Shell:
         except KeyboardInterrupt:
             self.report(KeyboardInterrupt("interrupted"))
             return
+        if _VECTOR_INDEX.match(statement):
+            build_vector_indexes(self.con, self.err)
         elapsed = _elapsed(time.perf_counter() - started)
         if names is not None:
             print_rows(self.out, names, rows, self.mode)
@@ -656,6 +683,8 @@ def _run_all(con: Connection, text: str) -> tuple[list[str], list[tuple[Any, ...
     last = None
     for statement in statements:
         names, rows = _result(con.execute(statement))
+        if _VECTOR_INDEX.match(statement):
+            build_vector_indexes(con, err_console)
         if names is not None:
             last = names, rows
     return last

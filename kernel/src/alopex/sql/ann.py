@@ -210,14 +210,22 @@ class AnnIndexes:
         return Live(built, _count(tx.read(counter_key(index.id))))
 
     def searchable(
-        self, tx: MvccTransaction, table: Table, index: Index, columns: Callable[[], list[Any]]
+        self,
+        tx: MvccTransaction,
+        table: Table,
+        index: Index,
+        columns: Callable[[], list[Any]],
+        progress: Callable[[int, int], None] | None = None,
     ) -> Live | None:
-        """The index caught up to ``tx``'s snapshot, or None when it is ahead of it."""
+        """The index caught up to ``tx``'s snapshot, or None when it is ahead of it.
+        Loads or builds it first if it is not in memory (``progress`` follows a build)."""
         wanted = _count(tx.read(counter_key(index.id)))
         with self.lock:
             live = self.live.get(index.id)
             if live is None:
-                live = self._load(table, index, wanted) or self.build(tx, table, index, columns())
+                live = self._load(table, index, wanted) or self.build(
+                    tx, table, index, columns(), progress
+                )
                 self.live[index.id] = live
         with live.lock:
             if live.position > wanted:

@@ -603,6 +603,27 @@ class Session:
             return Result()
         raise NotSupportedError(f"unsupported statement: {statement.key.upper()}")
 
+    def prepare_vector_indexes(self, progress: Callable[[str, int, int], None]) -> None:
+        """Load or build every vector index now (as the first query would), reporting
+        ``progress(index name, vectors added, total)``; the CLI shows it as a bar."""
+        tx = self._transaction()
+        catalog = self._load_catalog(tx)
+        state = self.state
+        for index in catalog.indexes.values():
+            if index.method == "btree" or index.id in state.ann.live:
+                continue
+            table = catalog.table(index.table)
+
+            def columns(table: Table = table) -> list[Any]:
+                return state.columns.read(tx, table, None)[0]
+
+            def report(done: int, total: int, name: str = index.name) -> None:
+                progress(name, done, total)
+
+            state.ann.searchable(tx, table, index, columns, report)
+        if self.autocommit and not self.explicit:
+            self.commit()
+
     def _pragma(self, statement: exp.Pragma) -> Result:
         """``PRAGMA ef_search = 128`` / ``PRAGMA nprobe = 16``: how hard this connection's
         ANN searches look (more is slower and finds more); ``= 0`` restores the index's own
