@@ -136,7 +136,12 @@ class Search:
         return pa.concat_tables(parts) if parts else pa.table({})
 
     def to_list(self) -> list[dict[str, Any]]:
-        return self.to_arrow().to_pylist()  # type: ignore[no-any-return]
+        """The results as dicts (straight from the rows: no Arrow round trip)."""
+        if self.query.ndim != 1:
+            return self.to_arrow().to_pylist()  # type: ignore[no-any-return]
+        cursor = self.table.connection.execute(self.sql(), (self.query,))
+        names = [d[0] for d in cursor.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def to_pandas(self) -> pd.DataFrame:
         return self.to_arrow().to_pandas()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -131,7 +132,7 @@ class AnnIndexes:
 
     def save(self) -> None:
         """Persist every index in memory (called before the database closes)."""
-        if self.directory is None:
+        if self.directory is None or sys.is_finalizing():  # at exit: the next open rebuilds
             return
         with self.lock:
             for index_id, live in self.live.items():

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
-from alopex.sql import ann, vectors
+from alopex.sql import ann
 from alopex.sql.catalog import VERSION_KEY, Catalog, Index, Table
 from alopex.sql.encoding import decode_rows
 from alopex.sql.kernels import Params
@@ -149,27 +149,39 @@ class NearestLookup:
         )
         if live is None:
             return None
-        found, _ = live.index.search(
+        found, distances = live.index.search(
             query.reshape(1, -1), self.limit, params=session.search_params or None
         )
-        ids = found[0][found[0] >= 0]
-        keys = [ann.row_key(self.table, int(i)) for i in ids]
-        stored = [raw for raw in tx.read_many(keys) if raw is not None]
-        rows = decode_rows(stored)
-        if not rows:
-            return []
-        matrix = np.frombuffer(b"".join(row[self.column] for row in rows), np.float32)
-        measure = vectors.similarity if self.similarity else vectors.distance
-        scores = measure(matrix.reshape(len(rows), -1), query, self.metric)
-        order = np.argsort(-scores if self.similarity else scores, kind="stable")
+        hit = found[0] >= 0
+        ids, scores = found[0][hit], self._scores(distances[0][hit].astype(np.float64))
+        key_column = self.table.primary_key[0] if self.table.primary_key else -2
         columns = self.table.columns
+        if all(p in (-1, key_column) for p in self.outputs):  # no row needs reading
+            return [
+                tuple(float(score) if p < 0 else int(i) for p in self.outputs)
+                for i, score in zip(ids.tolist(), scores.tolist(), strict=True)
+            ]
+        keys = [ann.row_key(self.table, int(i)) for i in ids]
+        rows = decode_rows([raw for raw in tx.read_many(keys) if raw is not None])
+        if len(rows) != len(ids):
+            return None  # cannot happen while the index is at this snapshot; be safe
         return [
             tuple(
                 float(scores[n]) if p < 0 else to_python(rows[n][p], columns[p].type)
                 for p in self.outputs
             )
-            for n in order.tolist()
+            for n in range(len(rows))
         ]
+
+    def _scores(self, distances: np.ndarray) -> np.ndarray:
+        """The SQL function's value from the index's distance (see contracts/index.py:
+        cosine 1 - cos, l2 squared, inner -dot)."""
+        if self.metric == "l2":
+            distances = np.sqrt(np.maximum(distances, 0.0))
+            return 0.0 - distances if self.similarity else distances
+        if self.similarity:
+            return 1.0 - distances if self.metric == "cosine" else 0.0 - distances
+        return distances
 
 
 def _aliased(node: exp.Expr, select: exp.Select) -> exp.Expr:
