@@ -294,3 +294,16 @@ os.kill(os.getpid(), signal.SIGKILL)
         for n in (1, 2, 3):
             assert ids(con, TOP, vectors[n]) == exact(con, TOP, vectors[n])
     assert os.path.isdir(path / "indexes")
+
+
+@pytest.mark.parametrize("using", ["IVF (e) WITH (nlist=8)", "HNSW (e) WITH (provider='faiss')"])
+def test_faiss_serves_ivf_and_hnsw(con: alopex.Connection, using: str) -> None:
+    vectors = fill(con)
+    con.execute("DROP INDEX ix")
+    con.execute(f"CREATE INDEX fx ON docs USING {using}")
+    con.commit()
+    con.execute("PRAGMA nprobe = 8")
+    con.execute("PRAGMA ef_search = 200")
+    for n in (3, 30, 300):
+        assert ids(con, TOP, vectors[n]) == exact(con, TOP, vectors[n])
+    assert "NEAREST          fx" in plan(con, TOP, vectors[1])

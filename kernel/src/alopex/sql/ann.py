@@ -177,7 +177,8 @@ class AnnIndexes:
         column = table.columns[index.columns[0]]
         params = dict(index.params)
         metric = str(params.pop("metric", column.type.metric or "cosine")).lower()
-        params.pop("provider", None)
+        if params.pop("provider", None) == "faiss":
+            params["kind"] = index.method  # faiss serves both USING HNSW and USING IVF
         return IndexOptions(column.type.dim or 0, metric, params)
 
     def create(self, table: Table, index: Index) -> VectorIndex:
