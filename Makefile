@@ -35,6 +35,7 @@ format: install
 bench: install  ## benchmarks against peers (prints tables; not part of the tests)
 	$(PY) bench/kv.py
 	$(PY) bench/sql.py
+	$(PY) bench/vector.py
 
 clean:
 	rm -rf $(VENV) alopex-demo.db
