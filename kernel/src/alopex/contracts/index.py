@@ -123,3 +123,30 @@ def last_wins(ids: Ids, vectors: Vectors) -> tuple[Ids, Vectors]:
         return ids, vectors
     keep = np.sort(len(ids) - 1 - last_from_end)
     return ids[keep], vectors[keep]
+
+
+def exact_nearest(
+    queries: Vectors, vectors: Vectors, labels: Ids, k: int, metric: str
+) -> tuple[Ids, npt.NDArray[np.float32]]:
+    """Brute-force ``k`` nearest ``labels`` per query, in the contract's distances
+    (cosine expects unit vectors on both sides), in blocks of at most 16M cells so memory
+    stays bounded; providers use it for small allow-sets and fallbacks. ``k`` <= rows."""
+    squares = (vectors * vectors).sum(axis=1)
+    out_ids = np.empty((len(queries), k), dtype=np.int64)
+    out_dist = np.empty((len(queries), k), dtype=np.float32)
+    block = max(1, (1 << 24) // max(len(labels), 1))
+    for start in range(0, len(queries), block):
+        part = queries[start : start + block]
+        dot = part @ vectors.T
+        if metric == "l2":
+            dist = np.maximum((part * part).sum(axis=1)[:, None] - 2 * dot + squares, 0)
+        elif metric == "cosine":
+            dist = 1 - dot
+        else:
+            dist = -dot
+        nearest = np.argpartition(dist, k - 1, axis=1)[:, :k]
+        order = np.take_along_axis(dist, nearest, 1).argsort(axis=1, kind="stable")
+        best = np.take_along_axis(nearest, order, 1)
+        out_ids[start : start + block] = labels[best]
+        out_dist[start : start + block] = np.take_along_axis(dist, best, 1)
+    return out_ids, out_dist

@@ -89,6 +89,7 @@ from alopex.contracts.index import (
     Vectors,
     as_ids,
     as_vectors,
+    exact_nearest,
     last_wins,
 )
 from alopex.errors import ConfigError, DataError, InvalidArgument, StorageCorruption
@@ -564,25 +565,7 @@ class FaissIndex(VectorIndex):
         slots = self._slots.live() if candidates is None else candidates
         vectors = self._slots.vectors[slots]
         metric = self.options.metric
-        squares = (vectors * vectors).sum(axis=1)
-        out_slots = np.empty((len(queries), k), dtype=np.int64)
-        out_dist = np.empty((len(queries), k), dtype=np.float32)
-        block = max(1, BLOCK_CELLS // len(slots))
-        for start in range(0, len(queries), block):
-            part = queries[start : start + block]
-            dot = part @ vectors.T
-            if metric == "l2":
-                dist = np.maximum((part * part).sum(axis=1)[:, None] - 2 * dot + squares, 0)
-            elif metric == "cosine":
-                dist = 1 - dot
-            else:
-                dist = -dot
-            nearest = np.argpartition(dist, k - 1, axis=1)[:, :k]
-            order = np.take_along_axis(dist, nearest, 1).argsort(axis=1, kind="stable")
-            best = np.take_along_axis(nearest, order, 1)
-            out_slots[start : start + block] = slots[best]
-            out_dist[start : start + block] = np.take_along_axis(dist, best, 1)
-        return out_slots, out_dist
+        return exact_nearest(queries, vectors, slots, k, metric)
 
     # -- persistence ----------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ from alopex.contracts.index import (
     Vectors,
     as_ids,
     as_vectors,
+    exact_nearest,
     last_wins,
 )
 from alopex.errors import ConfigError, DataError, InvalidArgument, StorageCorruption
@@ -54,7 +55,6 @@ FORMAT = 1
 #: filtered graph searches that find fewer than k widen ef this many times (x2 each)
 WIDEN_STEPS = 3
 #: float32 cells per block of the exact search (64 MiB), so big batches stay in memory
-EXACT_BLOCK_CELLS = 1 << 24
 
 
 def _positive(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -315,25 +315,7 @@ class HnswIndex(VectorIndex):
         if metric == "cosine":  # hnswlib stores unit vectors; the query must be one too
             norms = np.linalg.norm(queries, axis=1, keepdims=True)
             queries = (queries / np.where(norms == 0, 1, norms)).astype(np.float32)
-        squares = (vectors * vectors).sum(axis=1)
-        out_ids = np.empty((len(queries), k), dtype=np.int64)
-        out_dist = np.empty((len(queries), k), dtype=np.float32)
-        block = max(1, EXACT_BLOCK_CELLS // len(candidates))
-        for start in range(0, len(queries), block):
-            part = queries[start : start + block]
-            dot = part @ vectors.T
-            if metric == "l2":
-                dist = np.maximum((part * part).sum(axis=1)[:, None] - 2 * dot + squares, 0)
-            elif metric == "cosine":
-                dist = 1 - dot
-            else:
-                dist = -dot
-            nearest = np.argpartition(dist, k - 1, axis=1)[:, :k]
-            order = np.take_along_axis(dist, nearest, 1).argsort(axis=1, kind="stable")
-            best = np.take_along_axis(nearest, order, 1)
-            out_ids[start : start + block] = candidates[best]
-            out_dist[start : start + block] = np.take_along_axis(dist, best, 1)
-        return out_ids, out_dist
+        return exact_nearest(queries, vectors, candidates, k, metric)
 
     # -- persistence ----------------------------------------------------------------------
 
