@@ -54,7 +54,6 @@ MAGIC = b"ALXHNSW\x01"
 FORMAT = 1
 #: filtered graph searches that find fewer than k widen ef this many times (x2 each)
 WIDEN_STEPS = 3
-#: float32 cells per block of the exact search (64 MiB), so big batches stay in memory
 
 
 def _positive(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
