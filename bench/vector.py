@@ -22,14 +22,17 @@ the run checks that NumPy brute force finds the exact answers, that Alopex's SQL
 Python API agree, that filtered answers obey the filter and that the Alopex plan uses the
 index, and prints a WARNING otherwise.
 
-A guard keeps the run finite: a workload (a build of the Rust package, one ef's queries,
-one filter's queries, Alopex's index re-creations when ``PRAGMA ef_search`` is unavailable)
-stops starting new work once it has used ``--max-seconds`` and reports what it measured
+A guard keeps the run finite: a workload (one ef's queries, one filter's queries, Alopex's
+index re-creations when ``PRAGMA ef_search`` is unavailable; the Rust package's build has
+its own ``--build-seconds``, large enough to index every row so that every system is
+queried on an index of the same size) stops starting new work once it has used
+``--max-seconds`` and reports what it measured
 with a ``*`` and a footnote; an in-process workload still running after five times that
 is interrupted (SIGALRM) and its figures become ``-``.
 
 Usage: ``python bench/vector.py [--rows N] [--dims 128,384] [--queries Q] [--ef 16,32,64]
-[--metric cosine|l2|inner] [--skip-rust] [--out FILE] [--max-seconds S]``
+[--metric cosine|l2|inner] [--skip-rust] [--out FILE] [--max-seconds S]
+[--build-seconds S]``
 """
 
 from __future__ import annotations
@@ -125,6 +128,7 @@ class Spec:
     spread: float
     seed: int
     max_seconds: float
+    build_seconds: float
     alopex_ef: str
     systems: tuple[str, ...]
 
@@ -738,6 +742,7 @@ def run_rust(data: Data, spec: Spec, workdir: Path) -> Outcome:
             efs=spec.efs,
             k=K,
             max_seconds=spec.max_seconds,
+            build_seconds=spec.build_seconds,
             workdir=workdir,
             check_every=CHECK_EVERY,
             warmup=WARMUP,
@@ -931,7 +936,7 @@ def notes(spec: Spec, results: dict[int, dict[str, Outcome]]) -> list[str]:
         "top-k query (the graph is built from the stored rows on first use); 'load s' is "
         "the insert of the rows before it (db.table('docs').add in one transaction, "
         "information only). The Rust package takes upsert_to_hnsw_batch calls of 1,000 "
-        "vectors in one transaction and a durable commit; its build stops at --max-seconds "
+        "vectors in one transaction and a durable commit; its build stops at --build-seconds "
         "and its figures then cover the rows it indexed.",
         "Alopex Python API: docs = db.table('docs') once, then "
         f"docs.search(q).select(['id']).limit({K}).to_list() per query (dicts with a "
@@ -1187,7 +1192,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Spec, Path | None]:
     p.add_argument("--rows", type=int, default=100_000, help="vectors per table (100k)")
     p.add_argument("--dims", default="128,384", help="comma list of dimensions (128,384)")
     p.add_argument("--queries", type=int, default=200, help="held-out query vectors (200)")
-    p.add_argument("--ef", default="16,32,64,128,256", help="ef sweep (16,32,64,128,256)")
+    p.add_argument("--ef", default="16,24,32,48,64,128", help="ef sweep (16,24,32,48,64,128)")
     p.add_argument("--metric", choices=("cosine", "l2", "inner"), default="cosine")
     p.add_argument("--filter-ef", type=int, default=64, help="ef of filtered searches (64)")
     p.add_argument(
@@ -1203,6 +1208,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[Spec, Path | None]:
         type=float,
         default=60.0,
         help="soft budget per system, dimension and workload; see the docstring (60)",
+    )
+    p.add_argument(
+        "--build-seconds",
+        type=float,
+        default=900.0,
+        help="budget of the Rust package's index build (900: every row, so that all "
+        "systems are queried on the same index size)",
     )
     p.add_argument(
         "--alopex-ef",
@@ -1257,6 +1269,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Spec, Path | None]:
         a.spread,
         a.seed,
         a.max_seconds,
+        a.build_seconds,
         a.alopex_ef,
         tuple(s for s in SYSTEMS if s in systems),
     )

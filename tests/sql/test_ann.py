@@ -80,7 +80,20 @@ def test_filtered_search_returns_k_matching_rows(con: alopex.Connection) -> None
     found = ids(con, TOP_WHERE, vectors[1])
     assert len(found) == 5 and all(n % 7 == 0 for n in found)
     assert found == exact(con, TOP_WHERE, vectors[1])
-    assert "WHERE rows as allow-set" in plan(con, TOP_WHERE, vectors[1])
+    assert "rows kept: exact" in plan(con, TOP_WHERE, vectors[1])
+
+
+@pytest.mark.parametrize("provider", ["flat", "hnswlib", "faiss"])
+def test_filtered_search_hands_the_kept_rows_to_the_index(provider: str) -> None:
+    config = {"sql": {"exact_filtered_rows": 0}}  # never rank the kept rows in SQL
+    with alopex.connect(":memory:", config=config) as con:
+        vectors = fill(con, provider)
+        for n in (1, 2, 50):
+            found = ids(con, TOP_WHERE, vectors[n])
+            assert len(found) == 5 and all(row % 7 == 0 for row in found)
+            assert found == exact(con, TOP_WHERE, vectors[n])
+        shown = plan(con, TOP_WHERE, vectors[1])
+        assert "WHERE rows as allow-set" in shown and "exact" not in shown
 
 
 def test_the_index_follows_commits_and_own_writes(con: alopex.Connection) -> None:

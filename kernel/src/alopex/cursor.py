@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from alopex.errors import InterfaceError, ProgrammingError
 from alopex.sql.kernels import Params
-from alopex.sql.session import Result, result_rows
+from alopex.sql.session import Result, result_arrow, result_rows
 
 if TYPE_CHECKING:
     import numpy as np
@@ -107,16 +107,9 @@ class Cursor:
 
     def arrow(self) -> pa.Table:
         """The whole result as an Arrow table (no row conversion)."""
-        result = self._result
-        if result is not None and result.rows is not None and result.types is not None:
-            names = result.names or []
-            columns = list(zip(*result.rows, strict=True)) or [()] * len(names)
-            arrays = [pa.array(list(c), t) for c, t in zip(columns, result.types, strict=True)]
-            return pa.table(arrays, names=names)
-        if result is None or result.relation is None:
-            raise ProgrammingError("the last statement returned no rows")
-        relation = result.relation
-        return relation.table.rename_columns([f.name for f in relation.fields])
+        if self._result is None:
+            raise ProgrammingError("no statement has been executed")
+        return result_arrow(self._result)
 
     def df(self) -> pd.DataFrame:
         return self.arrow().to_pandas()

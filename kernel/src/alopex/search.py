@@ -8,13 +8,14 @@ ANN path: a search is ``SELECT .., vector_distance(col, ?, metric) AS _distance 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from alopex.errors import ProgrammingError
+from alopex.sql.session import Result, result_arrow, result_names, result_rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,6 +36,8 @@ class Table:
     def __init__(self, connection: Connection, name: str) -> None:
         self.connection = connection
         self.name = name
+        #: vector_column -> (the catalog it was resolved in, column name, metric)
+        self._resolved: dict[str | None, tuple[Any, str, str]] = {}
         self._entry()  # fail now on an unknown table, with the nearest names
 
     def _entry(self) -> TableEntry:
@@ -59,6 +62,15 @@ class Table:
     def search(self, query: Any, vector_column: str | None = None) -> Search:
         """Nearest rows to ``query`` (one vector, or a 2-D array of many) by the VECTOR
         column (the only one, or ``vector_column``), closest first."""
+        session = self.connection._sql()
+        catalog = session._load_catalog(session._transaction())
+        cached = self._resolved.get(vector_column)
+        if cached is None or cached[0] is not catalog:
+            cached = self._resolved[vector_column] = (catalog, *self._resolve(vector_column))
+        return Search(self, cached[1], np.asarray(query, dtype=np.float32), cached[2])
+
+    def _resolve(self, vector_column: str | None) -> tuple[str, str]:
+        """The VECTOR column to search and its metric (its index's, else its own)."""
         entry = self._entry()
         vectors = [c for c in entry.columns if c.type.dim is not None]
         if vector_column is not None:
@@ -81,11 +93,15 @@ class Table:
             None,
         )
         metric = (index.params.get("metric") if index else None) or column.type.metric or "cosine"
-        return Search(self, column.name, np.asarray(query, dtype=np.float32), str(metric))
+        return column.name, str(metric)
 
 
 class Search:
-    """A vector query being built; nothing runs until ``to_arrow``/``to_list``/``to_pandas``."""
+    """A vector query being built; nothing runs until ``to_arrow``/``to_list``/``to_pandas``.
+
+    Each query vector runs :meth:`sql` on the connection's session directly (no cursor):
+    the statement's parse and plan are cached, so an unfiltered search is one index lookup.
+    """
 
     def __init__(self, table: Table, column: str, query: np.ndarray, metric: str) -> None:
         self.table = table
@@ -121,27 +137,35 @@ class Search:
             f"ORDER BY {DISTANCE} LIMIT {self._limit}"
         )
 
+    def _results(self) -> Iterator[Result]:
+        execute, sql = self.table.connection._sql().execute, self.sql()
+        for vector in self.query if self.query.ndim == 2 else (self.query,):
+            yield execute(sql, (vector,))
+
     def to_arrow(self) -> pa.Table:
         """The results; for several query vectors, stacked with a ``query_index`` column."""
-        sql = self.sql()
-        connection = self.table.connection
         if self.query.ndim == 1:
-            return connection.execute(sql, (self.query,)).arrow()
+            return result_arrow(next(self._results()))
         parts = []
-        for n, vector in enumerate(self.query):
-            part = connection.execute(sql, (vector,)).arrow()
+        for n, result in enumerate(self._results()):
+            part = result_arrow(result)
             parts.append(
                 part.append_column("query_index", pa.array([n] * part.num_rows, pa.int64()))
             )
         return pa.concat_tables(parts) if parts else pa.table({})
 
     def to_list(self) -> list[dict[str, Any]]:
-        """The results as dicts (straight from the rows: no Arrow round trip)."""
-        if self.query.ndim != 1:
-            return self.to_arrow().to_pylist()  # type: ignore[no-any-return]
-        cursor = self.table.connection.execute(self.sql(), (self.query,))
-        names = [d[0] for d in cursor.description or ()]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        """The results as dicts (straight from the rows: no Arrow round trip); for several
+        query vectors, each dict also has ``query_index``."""
+        if self.query.ndim == 1:
+            result = next(self._results())
+            names = result_names(result)
+            return [dict(zip(names, row, strict=True)) for row in result_rows(result)]
+        found: list[dict[str, Any]] = []
+        for n, result in enumerate(self._results()):
+            names = [*result_names(result), "query_index"]
+            found.extend(dict(zip(names, (*row, n), strict=True)) for row in result_rows(result))
+        return found
 
     def to_pandas(self) -> pd.DataFrame:
         return self.to_arrow().to_pandas()

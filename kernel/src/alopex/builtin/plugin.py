@@ -94,6 +94,14 @@ def alopex_config_keys() -> Sequence[ConfigKey]:
             "tables whose scans or bulk inserts reach this many rows also keep a columnar "
             "copy in storage for fast cold scans (docs/sql.md#column-mirror); 0 turns it off",
         ),
+        ConfigKey(
+            "sql",
+            "exact_filtered_rows",
+            int,
+            20_000,
+            "a filtered vector top-k whose WHERE keeps at most this many rows ranks them "
+            "exactly instead of searching the ANN index with an allow-set (docs/sql.md#vectors)",
+        ),
         ConfigKey("consensus", "backend", str, "local", "consensus backend by name"),
         ConfigKey("transport", "name", str, "embedded", "transport by name"),
     ]

@@ -9,6 +9,7 @@ the transaction's own writes to the table) returns None, and the general path ru
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -152,36 +153,40 @@ class NearestLookup:
         found, distances = live.index.search(
             query.reshape(1, -1), self.limit, params=session.search_params or None
         )
-        hit = found[0] >= 0
-        ids, scores = found[0][hit], self._scores(distances[0][hit].astype(np.float64))
+        # Ten ids and distances: plain Python beats NumPy calls on arrays this small.
+        ids, scores = found[0].tolist(), self._scores(distances[0].tolist())
+        if ids and ids[-1] < 0:  # fewer rows than the limit
+            kept = sum(1 for i in ids if i >= 0)
+            ids, scores = ids[:kept], scores[:kept]
         key_column = self.table.primary_key[0] if self.table.primary_key else -2
-        columns = self.table.columns
         if all(p in (-1, key_column) for p in self.outputs):  # no row needs reading
-            return [
-                tuple(float(score) if p < 0 else int(i) for p in self.outputs)
-                for i, score in zip(ids.tolist(), scores.tolist(), strict=True)
-            ]
-        keys = [ann.row_key(self.table, int(i)) for i in ids]
+            pairs = zip(ids, scores, strict=True)
+            if self.outputs == (key_column,):
+                return [(i,) for i in ids]
+            if self.outputs == (key_column, -1):
+                return list(pairs)
+            return [tuple(s if p < 0 else i for p in self.outputs) for i, s in pairs]
+        keys = [ann.row_key(self.table, i) for i in ids]
         rows = decode_rows([raw for raw in tx.read_many(keys) if raw is not None])
         if len(rows) != len(ids):
             return None  # cannot happen while the index is at this snapshot; be safe
+        columns = self.table.columns
         return [
-            tuple(
-                float(scores[n]) if p < 0 else to_python(rows[n][p], columns[p].type)
-                for p in self.outputs
-            )
-            for n in range(len(rows))
+            tuple(score if p < 0 else to_python(row[p], columns[p].type) for p in self.outputs)
+            for row, score in zip(rows, scores, strict=True)
         ]
 
-    def _scores(self, distances: np.ndarray) -> np.ndarray:
+    def _scores(self, distances: list[float]) -> list[float]:
         """The SQL function's value from the index's distance (see contracts/index.py:
         cosine 1 - cos, l2 squared, inner -dot)."""
         if self.metric == "l2":
-            distances = np.sqrt(np.maximum(distances, 0.0))
-            return 0.0 - distances if self.similarity else distances
-        if self.similarity:
-            return 1.0 - distances if self.metric == "cosine" else 0.0 - distances
-        return distances
+            roots = [math.sqrt(d) if d > 0 else 0.0 for d in distances]
+            return [0.0 - r for r in roots] if self.similarity else roots
+        if not self.similarity:
+            return distances
+        if self.metric == "cosine":
+            return [1.0 - d for d in distances]
+        return [0.0 - d for d in distances]
 
 
 def _aliased(node: exp.Expr, select: exp.Select) -> exp.Expr:

@@ -52,8 +52,12 @@ class Executor:
         parse_view: ParseView,
         vector_search: VectorSearch | None = None,
         fetch_rows: FetchRows | None = None,
+        exact_filtered_rows: int = 0,
     ) -> None:
         self.catalog = catalog
+        #: a filtered top-k keeping at most this many rows ranks them exactly: NumPy over
+        #: their vectors beats a graph walk that calls back into Python per candidate
+        self.exact_filtered_rows = exact_filtered_rows
         self.scan = scan
         self.vector_search = vector_search
         self.fetch_rows = fetch_rows
@@ -554,6 +558,11 @@ class Executor:
         key = relation.resolve(KEY_FIELD)
         if key is None or relation.num_rows <= k:  # EXPLAIN plans on no rows
             note = " (no more rows than k: exact)" if relation.num_rows else ""
+            self._traced("NEAREST", detail + note, relation.num_rows, started)
+            return relation
+        if filtered and relation.num_rows <= self.exact_filtered_rows:
+            # ORDER BY ranks the kept rows exactly, from their vectors already in hand
+            note = f" (at most {self.exact_filtered_rows:,} rows kept: exact)"
             self._traced("NEAREST", detail + note, relation.num_rows, started)
             return relation
         from alopex.sql.ann import row_ids

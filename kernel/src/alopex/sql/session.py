@@ -67,6 +67,7 @@ class SqlState:
         persistent = database.path is not None
         self.mirror_rows = int(database.settings["sql.column_mirror_rows"]) if persistent else 0
         self.columns = access.TableColumns(database.txns, self.mirror_rows)
+        self.exact_filtered_rows = int(database.settings["sql.exact_filtered_rows"])
         folder = database.path / "indexes" if database.path is not None else None
         self.ann = ann.AnnIndexes(database.plugins, folder)
         database.on_close.append(self.ann.save)
@@ -90,7 +91,13 @@ class Context:
 
     def executor(self) -> Executor:
         return Executor(
-            self.catalog, self.scan, self.params, _view_query, self.nearest, self.fetch_rows
+            self.catalog,
+            self.scan,
+            self.params,
+            _view_query,
+            self.nearest,
+            self.fetch_rows,
+            self.session.state.exact_filtered_rows,
         )
 
     def fetch_rows(self, table: Table, ids: np.ndarray, fields: list[Field]) -> Relation:
@@ -733,10 +740,39 @@ def result_rows(result: Result) -> list[tuple[Any, ...]]:
     return list(zip(*columns, strict=True))
 
 
+def result_names(result: Result) -> list[str]:
+    """Column names of a result's rows."""
+    if result.relation is not None:
+        return [f.name for f in result.relation.fields]
+    return list(result.names or ())
+
+
+def result_arrow(result: Result) -> pa.Table:
+    """A result as an Arrow table (a relation as it is; fast-path rows by their types)."""
+    if result.rows is not None and result.types is not None:
+        names = result.names or []
+        columns = list(zip(*result.rows, strict=True)) or [()] * len(names)
+        arrays = [pa.array(list(c), t) for c, t in zip(columns, result.types, strict=True)]
+        return pa.table(arrays, names=names)
+    relation = result.relation
+    if relation is None:
+        raise ProgrammingError("the last statement returned no rows")
+    return relation.table.rename_columns([f.name for f in relation.fields])
+
+
 def _python_column(column: pa.ChunkedArray) -> list[Any]:
     if pa.types.is_fixed_size_list(column.type):
         return [None if v is None else list(v) for v in column.to_pylist()]
     return column.to_pylist()  # type: ignore[no-any-return]
 
 
-__all__ = ["Result", "Session", "python_rows", "result_rows", "to_arrow", "to_python"]
+__all__ = [
+    "Result",
+    "Session",
+    "python_rows",
+    "result_arrow",
+    "result_names",
+    "result_rows",
+    "to_arrow",
+    "to_python",
+]

@@ -139,6 +139,7 @@ class HnswIndex(VectorIndex):
         self._threads = self.params.num_threads or os.cpu_count() or 1
         self._lock = threading.RLock()
         self._live: set[int] = set()
+        self._live_sorted: Ids | None = None  # _live as a sorted array, made on demand
         #: removed ids that may still own a deleted slot (and so can be revived in place)
         self._removed: set[int] = set()
         self._graph = self._new_graph(self.params.max_elements)
@@ -160,6 +161,7 @@ class HnswIndex(VectorIndex):
     def _configure(self, graph: Any) -> None:
         graph.set_ef(self.params.ef_search)
         graph.set_num_threads(self._threads)
+        self._ef = self.params.ef_search  # what the graph's ef is set to
 
     def _vectors_of(self, ids: Ids) -> Vectors:
         """The vectors of live ``ids`` as stored (unit length for ``cosine``)."""
@@ -196,6 +198,7 @@ class HnswIndex(VectorIndex):
                 )
                 self._live.update(ids[fresh].tolist())
                 self._forget_evicted()
+            self._live_sorted = None
 
     def _revive(self, row_ids: set[int]) -> None:
         for row_id in row_ids:
@@ -226,6 +229,7 @@ class HnswIndex(VectorIndex):
                 self._graph.mark_deleted(row_id & 0xFFFF_FFFF_FFFF_FFFF)
                 self._live.discard(row_id)
                 self._removed.add(row_id)
+            self._live_sorted = None
 
     # -- search ---------------------------------------------------------------------------
 
@@ -240,6 +244,17 @@ class HnswIndex(VectorIndex):
         if k < 0:
             raise InvalidArgument(f"k must be >= 0, got {k}")
         matrix = as_vectors(queries, self.options.dim, "queries")
+        ef = (params.get("ef_search") if params else None) or self.params.ef_search
+        if allow is None and k:
+            with self._lock:  # the common case, as close to a bare knn_query as it gets
+                if k <= len(self._live):
+                    self._use_ef(max(ef, k))
+                    try:
+                        labels, dist = self._graph.knn_query(matrix, k=k, num_threads=self._threads)
+                    except RuntimeError:  # deleted slots hid some of k: the widening path
+                        pass
+                    else:
+                        return _ids(labels), self._distances(dist)
         out_ids = np.full((len(matrix), k), -1, dtype=np.int64)
         out_dist = np.full((len(matrix), k), np.inf, dtype=np.float32)
         if not len(matrix) or not k:
@@ -255,16 +270,23 @@ class HnswIndex(VectorIndex):
             if candidates is not None and self._exact_is_cheaper(count):
                 ids, dist = self._exact(matrix, found, candidates)
             else:
-                ef = (params or {}).get("ef_search") or self.params.ef_search
                 ids, dist = self._graph_search(matrix, found, candidates, ef)
         out_ids[:, :found], out_dist[:, :found] = ids, dist
         return out_ids, out_dist
 
     def _allowed(self, allow: Ids) -> Ids:
-        unique = np.unique(allow)
-        live = self._live
-        keep = np.fromiter((i in live for i in unique.tolist()), bool, len(unique))
-        return np.asarray(unique[keep], dtype=np.int64)
+        """The live ids among ``allow``, sorted and unique (NumPy, no loop per id)."""
+        live = self._live_ids()
+        unique = allow if bool((allow[1:] > allow[:-1]).all()) else np.unique(allow)
+        if not len(live) or not len(unique):
+            return live[:0]
+        slots = np.minimum(np.searchsorted(live, unique), len(live) - 1)
+        return np.asarray(unique[live[slots] == unique], dtype=np.int64)
+
+    def _live_ids(self) -> Ids:
+        if self._live_sorted is None:
+            self._live_sorted = np.sort(np.fromiter(self._live, np.int64, len(self._live)))
+        return self._live_sorted
 
     def _exact_is_cheaper(self, count: int) -> bool:
         # A filtered graph search calls back into Python for every candidate it meets and
@@ -282,24 +304,27 @@ class HnswIndex(VectorIndex):
         threads = self._threads if accept is None else 1
         ef = max(ef_search, k)
         slots = self._graph.get_current_count()
-        try:
-            for _ in range(WIDEN_STEPS + 1):
-                self._graph.set_ef(ef)
-                try:
-                    labels, dist = self._graph.knn_query(
-                        queries, k=k, num_threads=threads, filter=accept
-                    )
-                except RuntimeError:  # some query found fewer than k: widen the beam
-                    if ef >= slots:
-                        break
-                    ef = min(2 * ef, slots)
-                    continue
-                return _ids(labels), self._distances(dist)
-        finally:
-            self._graph.set_ef(self.params.ef_search)
+        for _ in range(WIDEN_STEPS + 1):
+            self._use_ef(ef)
+            try:
+                labels, dist = self._graph.knn_query(
+                    queries, k=k, num_threads=threads, filter=accept
+                )
+            except RuntimeError:  # some query found fewer than k: widen the beam
+                if ef >= slots:
+                    break
+                ef = min(2 * ef, slots)
+                continue
+            return _ids(labels), self._distances(dist)
         if candidates is None:
-            candidates = np.fromiter(self._live, np.int64, len(self._live))
+            candidates = self._live_ids()
         return self._exact(queries, k, candidates)
+
+    def _use_ef(self, ef: int) -> None:
+        # set_ef is a call into hnswlib; most searches run at the ef of the one before
+        if ef != self._ef:
+            self._graph.set_ef(ef)
+            self._ef = ef
 
     def _distances(self, dist: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         dist = np.asarray(dist, dtype=np.float32)
@@ -373,6 +398,7 @@ class HnswIndex(VectorIndex):
         removed = np.frombuffer(header["removed"], dtype=np.int64).tolist()
         with self._lock:
             self._graph, self._live, self._removed = graph, set(live), set(removed)
+            self._live_sorted = None
 
     def _check_header(self, path: Path, header: Any) -> None:
         if not isinstance(header, dict) or header.get("format") != FORMAT:
