@@ -1,0 +1,1 @@
+"""alopex-storage-lsm: a log-structured merge-tree storage engine written in Python."""
