@@ -37,6 +37,7 @@ from alopex.sql.encoding import decode_int, decode_row, encode_int, table_prefix
 
 if TYPE_CHECKING:
     from alopex.builtin.mvcc import MvccTransaction
+    from alopex.contracts.transaction import TransactionManager
     from alopex.plugins import PluginSet
 
 LOG = b"v"
@@ -120,13 +121,20 @@ class AnnIndexes:
 
     A persistent database saves each index at close into ``indexes/<id>-<position>/``
     (the provider's files, written to a temporary folder then renamed), so reopening
-    loads it and replays only the change-log entries after ``position``; a missing or
-    unreadable snapshot means a rebuild from the rows, never a wrong answer.
+    loads it and replays only the change-log entries after ``position``; the entries
+    before it are then deleted, so the log holds only what the newest snapshot lacks. A
+    missing or unreadable snapshot means a rebuild from the rows, never a wrong answer.
     """
 
-    def __init__(self, plugins: PluginSet, directory: Path | None = None) -> None:
+    def __init__(
+        self,
+        plugins: PluginSet,
+        directory: Path | None = None,
+        txns: TransactionManager | None = None,
+    ) -> None:
         self.plugins = plugins
         self.directory = directory
+        self.txns = txns
         self.live: dict[int, Live] = {}
         self.lock = threading.Lock()
 
@@ -138,6 +146,7 @@ class AnnIndexes:
             for index_id, live in self.live.items():
                 with live.lock:
                     self._save(index_id, live)
+                    self._trim(index_id, live.position)
 
     def _save(self, index_id: int, live: Live) -> None:
         assert self.directory is not None
@@ -152,6 +161,19 @@ class AnnIndexes:
         for old in self._snapshots(index_id):
             if old != final:
                 shutil.rmtree(old, ignore_errors=True)
+
+    def _trim(self, index_id: int, position: int) -> None:
+        """Delete the log entries a saved snapshot at ``position`` already holds."""
+        if self.txns is None:
+            return
+        tx = self.txns.begin(readonly=True)
+        try:
+            start = log_prefix(index_id) + b"l"
+            stale = [key for key, _ in tx.read_range(start, entry_key(index_id, position))]
+        finally:
+            tx.rollback()
+        if stale:
+            self.txns.apply(dict.fromkeys(stale))
 
     def _snapshots(self, index_id: int) -> list[Path]:
         if self.directory is None or not self.directory.is_dir():

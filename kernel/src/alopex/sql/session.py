@@ -69,7 +69,7 @@ class SqlState:
         self.columns = access.TableColumns(database.txns, self.mirror_rows)
         self.exact_filtered_rows = int(database.settings["sql.exact_filtered_rows"])
         folder = database.path / "indexes" if database.path is not None else None
-        self.ann = ann.AnnIndexes(database.plugins, folder)
+        self.ann = ann.AnnIndexes(database.plugins, folder, database.txns)
         database.on_close.append(self.ann.save)
 
 
