@@ -644,6 +644,13 @@ class LsmEngine(StorageEngine):
                 self._bg.wait()
         self._raise_background_error()
 
+    def wait_idle(self) -> None:
+        """Wait until no flush or compaction is pending or running."""
+        with self._bg:
+            while (self._busy or self._work_locked()) and not self._stopping:
+                self._bg.wait()
+        self._raise_background_error()
+
     def _raise_background_error(self) -> None:
         if self._error is not None:
             raise StorageError(f"the lsm engine stopped after a background error: {self._error}")
