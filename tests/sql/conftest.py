@@ -1,7 +1,8 @@
 """Fixtures of the SQL engine tests: a connection on each storage engine.
 
 ``con`` is an open connection with the default PEP 249 behaviour (autocommit off) on
-``:memory:`` (the memory engine) and on a fresh ``rocks`` database in ``tmp_path``. The
+``:memory:`` (the memory engine), on a fresh ``lsm`` database (default settings) and on a
+fresh ``rocks`` database in ``tmp_path``. The
 rocks databases keep a column mirror of every table from its first row, so the suite runs
 full scans through the mirror there and through row decoding on the memory engine.
 ``rocks_path`` and ``open_rocks`` serve the tests that need two connections to one
@@ -18,12 +19,15 @@ import pytest
 import alopex
 
 ROCKS = {"storage": {"engine": "rocks"}, "sql": {"column_mirror_rows": 1}}
+LSM = {"storage": {"engine": "lsm"}}
 
 
-@pytest.fixture(params=["memory", "rocks"])
+@pytest.fixture(params=["memory", "lsm", "rocks"])
 def con(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[alopex.Connection]:
     if request.param == "memory":
         connection = alopex.connect(":memory:")
+    elif request.param == "lsm":
+        connection = alopex.connect(tmp_path / "db", config=LSM)
     else:
         connection = alopex.connect(tmp_path / "db", config=ROCKS)
     yield connection
