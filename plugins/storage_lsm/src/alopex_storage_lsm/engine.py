@@ -104,6 +104,8 @@ class Settings:
         self.codec = CODECS[str(settings.get("compression", "lz4"))]
         self.cache_bytes = int(settings.get("block_cache_mb", 64)) << 20
         self.trigger = max(2, int(settings.get("compaction_trigger", 4)))
+        #: writers wait while this many runs exist (background merges are behind)
+        self.stall_runs = 3 * self.trigger
         self.size_ratio = int(settings.get("size_ratio_pct", 10))
         self.max_space_amp = int(settings.get("max_space_amp_pct", 100))
 
@@ -260,9 +262,9 @@ class LsmEngine(StorageEngine):
         """Log and apply ``group`` (run by the queue's leader, one at a time)."""
         if self._error is not None:
             raise StorageError(f"the lsm engine stopped after a background error: {self._error}")
-        if len(self._state.imms) >= _MAX_FROZEN:
-            with self._bg:  # flushes are behind: wait rather than grow memory unbounded
-                while len(self._state.imms) >= _MAX_FROZEN and self._error is None:
+        if self._behind():
+            with self._bg:  # flushes or merges are behind: wait rather than pile up
+                while self._behind() and self._error is None:
                     self._bg.wait(1.0)
         seq = self._seq
         records = []
@@ -291,6 +293,10 @@ class LsmEngine(StorageEngine):
             self._seq = seq
             if mem.size >= self._settings.memtable_bytes:
                 self._freeze_locked()
+
+    def _behind(self) -> bool:
+        state = self._state
+        return len(state.imms) >= _MAX_FROZEN or len(state.runs) >= self._settings.stall_runs
 
     def _freeze_locked(self) -> None:
         """Make the memtable immutable and start a new one with a new WAL file."""
@@ -450,7 +456,8 @@ class LsmEngine(StorageEngine):
 
         1. ``compact()`` asked for everything: all runs.
         2. Space amplification: when the runs above the oldest hold more than
-           ``max_space_amp_pct`` of the oldest run's bytes, merge everything.
+           ``max_space_amp_pct`` of the oldest run's bytes, merge everything (checked
+           whatever the run count, so overwrites never pile up beyond that bound).
         3. Size ratio: from the newest run, take runs while the next one is at most
            ``size_ratio_pct`` bigger than those taken so far; merge them if >= 2.
         4. Otherwise merge the newest runs until ``compaction_trigger - 1`` remain.
@@ -461,11 +468,13 @@ class LsmEngine(StorageEngine):
                 return 0, n
             self._compact_requested = False
             return None
-        if n < self._settings.trigger:
+        if n < 2:
             return None
         sizes = [t.size for t in runs]
         if sum(sizes[:-1]) * 100 > self._settings.max_space_amp * sizes[-1]:
-            return 0, n
+            return 0, n  # checked at any run count: it is what bounds space amplification
+        if n < self._settings.trigger:
+            return None
         total, j = sizes[0], 1
         while j < n and sizes[j] * 100 <= total * (100 + self._settings.size_ratio):
             total += sizes[j]
@@ -560,7 +569,6 @@ class LsmEngine(StorageEngine):
         newest = max(t.max_seq for t in inputs)
         old_versions_needed = bool(snapshots) and snapshots[0] < newest
         writer = self._writer(has_seqs=old_versions_needed)
-        written = 0
         try:
             if not old_versions_needed:
                 sources: list[Source] = [
@@ -568,9 +576,7 @@ class LsmEngine(StorageEngine):
                 ]
                 for keys, values in merge_chunks(sources, reverse=False, drop_tombstones=bottom):
                     writer.add(keys, values)
-                    written += len(keys)
-                    if written >= 1 << 15:
-                        fault("compaction-mid")
+                    fault("compaction-mid")  # the output is half written
                     if self._stopping:
                         raise _Stopped
             else:
@@ -584,6 +590,7 @@ class LsmEngine(StorageEngine):
                     if len(out_k) >= _CHUNK:
                         writer.add(out_k, out_v, out_s)
                         out_k, out_v, out_s = [], [], []
+                        fault("compaction-mid")
                         if self._stopping:
                             raise _Stopped
                 writer.add(out_k, out_v, out_s)

@@ -31,14 +31,18 @@ MANIFEST_MAGIC = b"ALXLSMM\x00"
 MANIFEST_HEADER = struct.Struct("<8sII")
 MANIFEST_VERSION = 1
 
-#: fault-injection point for the crash tests: ``ALOPEX_LSM_FAULT=<point>`` SIGKILLs the
-#: process when it reaches that point (read once at import; costs nothing otherwise)
-FAULT = os.environ.get("ALOPEX_LSM_FAULT", "")
+#: fault-injection point for the crash tests: ``ALOPEX_LSM_FAULT=<point>[:<n>]`` SIGKILLs
+#: the process the ``n``-th time (default 1st) it reaches that point (read once at import)
+FAULT, _, _NTH = os.environ.get("ALOPEX_LSM_FAULT", "").partition(":")
+_left = int(_NTH or 1)
 
 
 def fault(point: str) -> None:
+    global _left
     if point == FAULT:
-        os.kill(os.getpid(), signal.SIGKILL)
+        _left -= 1
+        if not _left:
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def wal_name(number: int) -> str:

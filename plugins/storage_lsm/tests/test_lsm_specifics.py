@@ -1,0 +1,201 @@
+"""What the lsm engine does beyond the shared contract: sync modes, group commit, flushes,
+compaction, snapshots across both, settings, and what ``alopex info`` shows."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import alopex
+from alopex.contracts.storage import StorageOptions
+from alopex_storage_lsm.engine import LsmEngine
+from alopex_storage_lsm.table import CODEC_ZSTD
+
+
+def open_lsm(path: Path, sync: str = "full", **settings: Any) -> LsmEngine:
+    return LsmEngine.open(StorageOptions(path, sync, {"memtable_mb": 1, **settings}))
+
+
+def wal_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.glob("*.wal"))
+
+
+def value(i: int, round_no: int = 0) -> bytes:
+    return (b"%d:%d:" % (i, round_no)).ljust(100, b"v")
+
+
+def test_sync_modes_decide_when_the_wal_is_written_and_synced(tmp_path: Path) -> None:
+    for sync in ("full", "normal", "off"):
+        engine = open_lsm(tmp_path / sync, sync)
+        before = wal_bytes(tmp_path / sync)
+        for i in range(20):
+            engine.write({b"k%d" % i: b"v"}, durable=True)
+        logged = wal_bytes(tmp_path / sync) > before
+        syncs = engine.stats()["wal_syncs"]
+        engine.write({b"lazy": b"v"}, durable=False)
+        assert engine.stats()["wal_syncs"] == syncs  # a non-durable commit never fsyncs
+        engine.close()
+        assert (logged, syncs) == {"full": (True, 20), "normal": (True, 0), "off": (False, 0)}[sync]
+        engine = open_lsm(tmp_path / sync, sync)  # close wrote even the "off" buffer
+        assert engine.get(b"k19") == b"v" and engine.get(b"lazy") == b"v"
+        engine.close()
+
+
+def test_concurrent_durable_commits_share_fsyncs(tmp_path: Path) -> None:
+    engine = open_lsm(tmp_path / "db")
+    threads, per_thread = 8, 40
+
+    def commit(n: int) -> None:
+        for i in range(per_thread):
+            engine.write({b"t%d/%03d" % (n, i): b"x" * 50}, durable=True)
+
+    workers = [threading.Thread(target=commit, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    syncs = engine.stats()["wal_syncs"]
+    assert len(list(engine.scan())) == threads * per_thread
+    engine.close()
+    assert syncs < threads * per_thread, "every commit paid its own fsync: no group commit"
+
+
+def test_flush_moves_data_to_tables_and_reopen_reads_them(tmp_path: Path) -> None:
+    engine = open_lsm(tmp_path / "db")
+    engine.write({b"k%05d" % i: value(i) for i in range(20_000)}, durable=True)
+    engine.flush()
+    stats = engine.stats()
+    assert stats["tables"] >= 1 and stats["memtable_keys"] == 0
+    engine.close()
+    assert not any(p.stat().st_size for p in (tmp_path / "db").glob("*.wal"))
+    engine = open_lsm(tmp_path / "db")
+    assert engine.get(b"k00042") == value(42)
+    assert len(list(engine.scan(b"k01000", b"k02000", reverse=True))) == 1000
+    engine.close()
+
+
+def test_merged_iteration_across_memtable_and_tables_matches_a_model(tmp_path: Path) -> None:
+    rng = random.Random(5)
+    engine = open_lsm(tmp_path / "db", compaction_trigger=50, max_space_amp_pct=10**6)
+    model: dict[bytes, bytes] = {}
+    for round_no in range(6):
+        batch: dict[bytes, bytes | None] = {}
+        for _ in range(3000):
+            key = b"%05d" % rng.randrange(8000)
+            batch[key] = None if rng.random() < 0.2 else value(int(key), round_no)
+        engine.write(batch, durable=False)
+        for key, v in batch.items():
+            if v is None:
+                model.pop(key, None)
+            else:
+                model[key] = v
+        if round_no < 5:
+            engine.flush()
+    assert engine.stats()["tables"] == 5 and engine.stats()["memtable_keys"] > 0
+    ordered = sorted(model.items())
+    assert list(engine.scan()) == ordered
+    assert list(engine.scan(reverse=True)) == ordered[::-1]
+    for _ in range(30):
+        lo, hi = sorted(b"%05d" % rng.randrange(8100) for _ in range(2))
+        expected = [kv for kv in ordered if lo <= kv[0] < hi]
+        assert list(engine.scan(lo, hi)) == expected
+        assert list(engine.scan(lo, hi, reverse=True)) == expected[::-1]
+    assert engine.multi_get([b"%05d" % i for i in range(8000)]) == [
+        model.get(b"%05d" % i) for i in range(8000)
+    ]
+    engine.close()
+
+
+def test_snapshots_survive_flushes_and_compactions(tmp_path: Path) -> None:
+    engine = open_lsm(tmp_path / "db")
+    engine.write({b"k%05d" % i: value(i, 0) for i in range(10_000)}, durable=True)
+    first = engine.snapshot()
+    engine.write({b"k%05d" % i: value(i, 1) for i in range(0, 10_000, 2)}, durable=True)
+    engine.write({b"k%05d" % i: None for i in range(1, 10_000, 4)}, durable=True)
+    engine.flush()
+    second = engine.snapshot()
+    engine.write({b"k%05d" % i: None for i in range(10_000)}, durable=True)
+    engine.compact()
+    assert list(engine.scan()) == []
+    assert first.get(b"k00002") == value(2, 0) and second.get(b"k00002") == value(2, 1)
+    assert first.get(b"k00001") == value(1, 0) and second.get(b"k00001") is None
+    assert len(list(first.scan())) == 10_000
+    assert len(list(second.scan(reverse=True))) == 10_000 - 2500
+    kept = engine.stats()["entries"]
+    first.close()
+    second.close()
+    engine.compact()  # nothing needs the old versions or the tombstones any more
+    assert engine.stats()["entries"] == 0 < kept
+    engine.close()
+
+
+def test_space_amplification_stays_bounded_when_overwriting(tmp_path: Path) -> None:
+    """20k keys overwritten 15 times: table bytes stay within 2.5x the live data."""
+    engine = open_lsm(tmp_path / "db")
+    keys = [b"key%013d" % i for i in range(20_000)]
+    rng = random.Random(3)
+    worst = 0.0
+    for _ in range(15):
+        payload = rng.randbytes(100)
+        for start in range(0, len(keys), 1000):
+            engine.write({k: payload for k in keys[start : start + 1000]}, durable=False)
+        engine.wait_idle()
+        worst = max(worst, engine.stats()["table_bytes"])
+    engine.compact()
+    live = engine.stats()["table_bytes"]
+    engine.close()
+    assert worst / live <= 2.5, f"space amplification reached {worst / live:.2f}"
+
+
+def test_settings_are_validated_and_applied(tmp_path: Path) -> None:
+    config = {"storage": {"engine": "lsm", "lsm": {"compression": "zstd", "block_kb": 8}}}
+    with alopex.connect(tmp_path / "db", config=config) as db:
+        with db.transaction() as tx:
+            for i in range(2000):
+                tx.put(b"k%05d" % i, b"x" * 100)
+        db.database.engine.flush()
+        assert db.info()["storage"]["engine"] == "lsm"
+    (table,) = (tmp_path / "db" / "data").glob("*.sst")
+    assert table.read_bytes()[0] == CODEC_ZSTD
+    with pytest.raises(alopex.ConfigError, match="'none', 'lz4', 'zstd'"):
+        alopex.connect(tmp_path / "db2", config={"storage": {"lsm": {"compression": "gz"}}})
+
+
+def test_info_shows_levels_tables_sizes_and_amplification(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    settings = {"memtable_mb": 1, "compaction_trigger": 8, "max_space_amp_pct": 10**6}
+    config = {"storage": {"engine": "lsm", "lsm": settings}}
+    with alopex.connect(path, config=config) as db:
+        for round_no in range(3):
+            with db.transaction() as tx:
+                for i in range(10_000):
+                    tx.put(b"k%05d" % i, value(i, round_no))
+            db.database.engine.flush()
+    env = {**os.environ, "COLUMNS": "250"}
+    result = subprocess.run(
+        [sys.executable, "-m", "alopex", "info", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for fact in (
+        "storage.engine",
+        "storage.levels.L0",
+        "storage.levels.L2",
+        "storage.tables",
+        "storage.table_bytes",
+        "storage.write_amplification",
+        "storage.space_amplification",
+    ):
+        assert fact in out, f"{fact} missing from:\n{out}"
+    assert "lsm" in out and "entries" in out
