@@ -21,6 +21,7 @@ import os
 import threading
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
+from functools import partial
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -693,8 +694,7 @@ class LsmEngine(StorageEngine):
         }
         counters = dict(self._counters)
         counters["wal_bytes"] += state.mem.size + sum(m.size for m in state.imms)
-        logged = counters["wal_bytes"]
-        written = logged + counters["flushed_bytes"] + counters["compacted_bytes"]
+        logged, flushed = counters["wal_bytes"], counters["flushed_bytes"]
         oldest = runs[-1].size if runs else 0
         cache = self._cache
         return {
@@ -713,7 +713,13 @@ class LsmEngine(StorageEngine):
             "wal_bytes_logged": logged,
             "table_bytes_flushed": counters["flushed_bytes"],
             "table_bytes_compacted": counters["compacted_bytes"],
-            "write_amplification": round(written / logged, 2) if logged else 0.0,
+            # table bytes written (flushes + merges) per table byte flushed; the WAL
+            # writes the data once more, uncompressed
+            "write_amplification": round((flushed + counters["compacted_bytes"]) / flushed, 2)
+            if flushed
+            else 0.0,
+            # universal compaction's estimate: every newer run counted as overwrites of
+            # the oldest (an upper bound; 1.0 right after a full merge)
             "space_amplification": round(table_bytes / oldest, 2) if oldest else 0.0,
             "compactions": self._compactions,
             "wal_syncs": self._wal_syncs,
@@ -733,16 +739,7 @@ class LsmSnapshot(Snapshot):
     def __init__(self, engine: LsmEngine, seq: int) -> None:
         self._engine: LsmEngine | None = engine
         self._seq = seq
-        self.get = self._bound_get(engine, seq)  # type: ignore[method-assign]
-
-    @staticmethod
-    def _bound_get(engine: LsmEngine, seq: int) -> Any:
-        get_at = engine._get_at
-
-        def get(key: bytes) -> bytes | None:
-            return get_at(seq, key)
-
-        return get
+        self.get = partial(engine._get_at, seq)  # type: ignore[method-assign]  # no frame
 
     def get(self, key: bytes) -> bytes | None:  # replaced per instance
         raise StorageError("snapshot is closed")  # pragma: no cover
