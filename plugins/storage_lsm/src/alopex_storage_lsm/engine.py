@@ -329,9 +329,14 @@ class LsmEngine(StorageEngine):
                 return found[1]
         if not state.runs:
             return None
-        h, delta = bloom_hash(key)
-        for table in state.runs:
-            value = table.get(key, h, delta, LATEST)
+        h, mask = bloom_hash(key)
+        for table in state.runs:  # Table.get inlined: most tables are ruled out here
+            if key > table.max_key or key < table.min_key:
+                continue
+            bloom = table.bloom
+            if bloom is not None and bloom[h % table.bloom_words] & mask != mask:
+                continue
+            value = table.find(key, LATEST)
             if value is not MISS:
                 return value  # type: ignore[no-any-return]
         return None
@@ -353,9 +358,9 @@ class LsmEngine(StorageEngine):
                 return value  # type: ignore[no-any-return]
         if not state.runs:
             return None
-        h, delta = bloom_hash(key)
+        h, mask = bloom_hash(key)
         for table in state.runs:
-            value = table.get(key, h, delta, seq)
+            value = table.get(key, h, mask, seq)
             if value is not MISS:
                 return value  # type: ignore[no-any-return]
         return None

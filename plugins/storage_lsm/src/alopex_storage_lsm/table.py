@@ -12,9 +12,9 @@ of one key may follow each other, newest first, and never straddle two blocks.
 
 The index block is ``msgpack({...})`` with the last key, offset and length of each data
 block and the table's facts (entry count, key range, newest sequence number, bloom
-parameters). The bloom block is a plain bit array (``k`` probes by double hashing of the
-key's crc32). The footer holds a magic, the format version, where the index and the bloom
-are, and its own crc32.
+parameters). The bloom block is a blocked bloom filter: little-endian 64-bit words, and
+each key sets 6 bits in the one word its crc32 picks. The footer holds a magic, the
+format version, where the index and the bloom are, and its own crc32.
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+import sys
 import threading
 import zlib
+from array import array
 from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -47,7 +49,6 @@ CODECS = {"none": CODEC_NONE, "lz4": CODEC_LZ4, "zstd": CODEC_ZSTD}
 #: a lookup found nothing in this source (``None`` means "found a tombstone")
 MISS: Any = object()
 
-_MASK32 = 0xFFFFFFFF
 _MASK64 = 0xFFFFFFFFFFFFFFFF
 _local = threading.local()
 
@@ -90,10 +91,18 @@ def frame(codec: int, body: bytes) -> bytes:
     return data + CRC.pack(zlib.crc32(data))
 
 
+#: two bit positions (6 bits each) per 12-bit index: three lookups make a key's 6-bit mask
+_PAIR_MASKS = [(1 << (c & 63)) | (1 << (c >> 6)) for c in range(4096)]
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
 def bloom_hash(key: bytes) -> tuple[int, int]:
-    """The two hashes every bloom probe of ``key`` derives from (shared by all tables)."""
+    """``(word hash, bit mask)`` of ``key`` for every table's bloom filter: computed once per
+    read, so probing a table costs one word test."""
     h = zlib.crc32(key)
-    return h, ((((h * 0x9E3779B97F4A7C15) & _MASK64) >> 32) & _MASK32) | 1
+    bits = ((h * _GOLDEN) & _MASK64) >> 28  # the well-mixed high 36 bits
+    masks = _PAIR_MASKS
+    return h, masks[bits & 4095] | masks[(bits >> 12) & 4095] | masks[bits >> 24]
 
 
 def table_name(number: int) -> str:
@@ -202,7 +211,7 @@ class TableWriter:
     def finish(self) -> dict[str, Any]:
         """Write the index, bloom and footer, fsync, and return the table's facts."""
         self._cut(final=True)
-        bloom, nbits, probes = build_bloom(self._hashes, self._bloom_bits)
+        bloom, words = build_bloom(self._hashes, self._bloom_bits)
         index = {
             "last_keys": self._last_keys,
             "offsets": self._offsets,
@@ -214,8 +223,7 @@ class TableWriter:
             "max_seq": self.max_seq,
             "unique": self.unique,
             "has_seqs": self._has_seqs,
-            "bloom_bits": nbits,
-            "bloom_probes": probes,
+            "bloom_words": words,
         }
         index_block = frame(self._codec, msgpack.packb(index))
         index_off = self._offset
@@ -246,22 +254,20 @@ class TableWriter:
         self.path.unlink(missing_ok=True)
 
 
-def build_bloom(hashes: Sequence[int], bits_per_key: int) -> tuple[bytes, int, int]:
-    """A bloom filter over crc32 ``hashes``, built in NumPy; ``(bits, nbits, probes)``."""
+def build_bloom(hashes: Sequence[int], bits_per_key: int) -> tuple[bytes, int]:
+    """A blocked bloom filter over crc32 ``hashes``, built in NumPy: ``(bytes, words)``."""
     if not bits_per_key or not hashes:
-        return b"", 0, 0
-    nbits = max(64, len(hashes) * bits_per_key)
-    probes = max(1, min(12, round(bits_per_key * 0.69)))
+        return b"", 0
+    words = max(1, (len(hashes) * bits_per_key + 63) // 64)
     h = np.fromiter(hashes, dtype=np.uint64, count=len(hashes))
-    delta = ((h * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)) & np.uint64(_MASK32)
-    delta |= np.uint64(1)
-    bits = np.zeros(nbits, dtype=bool)
-    m = np.uint64(nbits)
-    x = h.copy()
-    for _ in range(probes):
-        bits[x % m] = True
-        x += delta
-    return np.packbits(bits, bitorder="little").tobytes(), nbits, probes
+    bits = (h * np.uint64(_GOLDEN)) >> np.uint64(28)
+    table = np.array(_PAIR_MASKS, dtype=np.uint64)
+    twelve = np.uint64(4095)
+    masks = table[bits & twelve] | table[(bits >> np.uint64(12)) & twelve]
+    masks |= table[bits >> np.uint64(24)]
+    filter_ = np.zeros(words, dtype="<u8")
+    np.bitwise_or.at(filter_, (h % np.uint64(words)).astype(np.intp), masks)
+    return filter_.tobytes(), words
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -281,14 +287,18 @@ class BlockCache:
         self._lock = threading.Lock()
 
     def get(self, key: tuple[int, int]) -> Block | None:
-        with self._lock:
-            found = self._blocks.get(key)
-            if found is None:
-                self.misses += 1
-                return None
+        # No lock: OrderedDict.get and move_to_end are atomic under the GIL; a block
+        # evicted between the two is simply not moved. The counters are approximate.
+        found = self._blocks.get(key)
+        if found is None:
+            self.misses += 1
+            return None
+        try:  # noqa: SIM105 - contextlib.suppress costs more than the lookup itself
             self._blocks.move_to_end(key)
-            self.hits += 1
-            return found[0]
+        except KeyError:
+            pass
+        self.hits += 1
+        return found[0]
 
     def put(self, key: tuple[int, int], block: Block, size: int) -> None:
         if size > self.capacity:
@@ -344,9 +354,16 @@ class Table:
         self.max_seq: int = index["max_seq"]
         self.unique: bool = index["unique"]
         self.has_seqs: bool = index["has_seqs"]
-        self.bloom_bits: int = index["bloom_bits"]
-        self.bloom_probes: int = index["bloom_probes"]
-        self.bloom: bytes = self._block(bloom_off, bloom_len) if self.bloom_bits else b""
+        #: the bloom filter's words (None: no filter); probe with ``bloom_hash``
+        self.bloom_words: int = index["bloom_words"]
+        self.bloom: Sequence[int] | None = None
+        if self.bloom_words:
+            raw = self._block(bloom_off, bloom_len)
+            if sys.byteorder == "little":
+                self.bloom = memoryview(raw).cast("Q")
+            else:
+                self.bloom = array("Q", raw)
+                self.bloom.byteswap()
         self.blocks = len(self.offsets)
 
     def _corrupt(self, offset: int, what: str) -> StorageCorruption:
@@ -385,18 +402,18 @@ class Table:
             cache.put((self.number, i), block, len(body))
         return block
 
-    def get(self, key: bytes, h: int, delta: int, seq: int) -> Any:
-        """The newest version of ``key`` visible at ``seq`` (``None``: tombstone), or MISS."""
+    def get(self, key: bytes, h: int, mask: int, seq: int) -> Any:
+        """The newest version of ``key`` visible at ``seq`` (``None``: tombstone), or MISS;
+        ``h, mask`` come from ``bloom_hash(key)``."""
         if key > self.max_key or key < self.min_key:
             return MISS
-        nbits = self.bloom_bits
-        if nbits:
-            bits = self.bloom
-            for _ in range(self.bloom_probes):
-                p = h % nbits
-                if not bits[p >> 3] >> (p & 7) & 1:
-                    return MISS
-                h += delta
+        bloom = self.bloom
+        if bloom is not None and bloom[h % self.bloom_words] & mask != mask:
+            return MISS
+        return self.find(key, seq)
+
+    def find(self, key: bytes, seq: int) -> Any:
+        """``get`` after the range and bloom checks passed."""
         keys, values, seqs = self.block(bisect_left(self.last_keys, key))
         j = bisect_left(keys, key)
         if j == len(keys) or keys[j] != key:
