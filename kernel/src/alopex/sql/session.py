@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import numpy as np
@@ -54,6 +54,7 @@ class Result:
 
 
 SEARCH_PRAGMAS = ("ef_search", "nprobe")
+_T = TypeVar("_T")
 
 
 class SqlState:
@@ -464,10 +465,30 @@ class Session:
         if not isinstance(sql, str):
             raise ProgrammingError(f"SQL must be a str, not {type(sql).__name__}")
         statements = _parse(sql)
+        if len(statements) == 1:
+            planned = self._guarded(self._planned, statements[0], params)
+            if planned is not None:
+                return planned
         result = Result()
         for statement in statements:
-            result = self._guarded(statement, params)
+            result = self._guarded(self._execute, statement, params)
         return result
+
+    def _planned(self, statement: Any, params: Params) -> Result | None:
+        """A statement with a cached fast-path plan (point or nearest lookup), run before
+        any dispatch; None when it has none or the plan declines (the general path runs)."""
+        cached = self._plans.get(id(statement))
+        if cached is None or cached[0] is not statement or cached[1] is None:
+            return None
+        plan = cached[1]
+        if isinstance(params, Mapping) or len(params) != statement.meta.get("placeholders", 0):
+            return None  # the general path names what is wrong with the parameters
+        rows = plan.run(self, self._transaction(), params)
+        if rows is None:
+            return None
+        if self.autocommit and not self.explicit:
+            self.commit()
+        return Result(rows=rows, names=plan.names, types=plan.types)
 
     def executemany(self, sql: str, seq_of_params: Any) -> int:
         """Run ``sql`` once per parameter set; plain ``INSERT ... VALUES (?, ...)``
@@ -477,15 +498,17 @@ class Session:
             shape = dml.placeholder_rows(statements[0])
             if shape is not None:
                 batch = [p if isinstance(p, (list, tuple)) else list(p) for p in seq_of_params]
-                return self._guarded(_Many(statements[0], shape[1], batch), ()).rowcount
+                many = _Many(statements[0], shape[1], batch)
+                return self._guarded(self._execute, many, ()).rowcount
         total = 0
         for params in seq_of_params:
             total += max(self.execute(sql, params).rowcount, 0)
         return total
 
-    def _guarded(self, statement: Any, params: Params) -> Result:
+    def _guarded(self, run: Callable[[Any, Params], _T], statement: Any, params: Params) -> _T:
+        """``run(statement, params)`` with every failure turned into an AlopexError."""
         try:
-            return self._execute(statement, params)
+            return run(statement, params)
         except AlopexError:
             raise
         except (
@@ -534,13 +557,6 @@ class Session:
         tx = self._transaction()
         cached = self._plans.get(id(statement))
         planned = cached is not None and cached[0] is statement
-        plan = cached[1] if planned and cached is not None else None
-        if plan is not None:
-            rows = plan.run(self, tx, params)
-            if rows is not None:
-                if self.autocommit and not self.explicit:
-                    self.commit()
-                return Result(rows=rows, names=plan.names, types=plan.types)
         # DML hands its writes to the transaction only once it has succeeded; DDL writes
         # as it goes, so keep what to restore if it fails.
         ddl_statement = isinstance(statement, _DDL)
