@@ -305,7 +305,6 @@ class LsmEngine(StorageEngine):
         mem = state.mem
         if not len(mem):
             return
-        mem.sorted_index()
         if self._wal_buffer:
             write_all(self._wal_fd, self._wal_buffer)
             self._wal_buffer.clear()
@@ -377,7 +376,8 @@ class LsmEngine(StorageEngine):
             if table.entries and table.max_key >= start and (end is None or table.min_key < end):
                 sources.append(TableSource(table, start, end, reverse, seq))
         for imm in reversed(state.imms):
-            sources.append(MemSource(imm, None, start, end, reverse, seq))
+            # the lock serialises the lazy sort of its key index between scans
+            sources.append(MemSource(imm, self._lock, start, end, reverse, seq))
         sources.append(MemSource(state.mem, self._lock, start, end, reverse, seq))
         return sources
 
@@ -501,7 +501,7 @@ class LsmEngine(StorageEngine):
         )
 
     def _flush_memtable(self, mem: Memtable, snapshots: list[int]) -> None:
-        keys = list(mem.index)
+        keys = sorted(mem.latest)  # frozen: no lock, and no writer waits for this sort
         bottom = not self._state.runs
         old_versions_needed = bool(snapshots) and snapshots[0] < mem.last_seq
         writer = self._writer(has_seqs=old_versions_needed)
