@@ -71,7 +71,7 @@ def test_errors_are_one_line_not_tracebacks(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "NotADatabase" in result.stderr and "Traceback" not in result.stderr
     bad = tmp_path / "bad.toml"
-    bad.write_text('[storage]\nengine = "lsm"\n')
+    bad.write_text('[storage]\nengine = "lsm"\n[plugins]\nblock = ["lsm"]\n')  # as if missing
     result = run("kv", "put", str(tmp_path / "db"), "k", "v", "--config", str(bad))
     assert "pip install 'alopex[lsm]'" in result.stderr
     assert run("info", str(tmp_path / "nowhere")).returncode != 0

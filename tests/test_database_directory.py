@@ -199,7 +199,8 @@ def test_engine_mismatch_is_a_config_error(populated: Path) -> None:
 
 def test_missing_plugin_in_config_creates_nothing(tmp_path: Path) -> None:
     with pytest.raises(alopex.PluginNotFound, match="pip install"):
-        alopex.connect(tmp_path / "db", config={"storage": {"engine": "lsm"}})
+        config = {"storage": {"engine": "lsm"}, "plugins": {"block": ["lsm"]}}  # as if missing
+        alopex.connect(tmp_path / "db", config=config)
     assert not (tmp_path / "db").exists()
 
 

@@ -122,6 +122,7 @@ def test_a_module_path_can_be_allowed(monkeypatch: pytest.MonkeyPatch, tmp_path:
 
 def test_missing_engine_in_config_touches_nothing(tmp_path: Path) -> None:
     target = tmp_path / "db"
+    config = {"storage": {"engine": "lsm"}, "plugins": {"block": ["lsm"]}}  # as if missing
     with pytest.raises(alopex.PluginNotFound, match="pip install 'alopex\\[lsm\\]'"):
-        alopex.connect(target, config={"storage": {"engine": "lsm"}})
+        alopex.connect(target, config=config)
     assert not target.exists()
