@@ -199,3 +199,68 @@ def test_info_shows_levels_tables_sizes_and_amplification(tmp_path: Path) -> Non
     ):
         assert fact in out, f"{fact} missing from:\n{out}"
     assert "lsm" in out and "entries" in out
+
+
+def test_open_scan_keeps_reading_while_compaction_deletes_its_tables(tmp_path: Path) -> None:
+    engine = open_lsm(tmp_path / "db", compaction_trigger=50, max_space_amp_pct=10**6)
+    for round_no in range(3):
+        engine.write({b"k%05d" % i: value(i, round_no) for i in range(20_000)}, durable=False)
+        engine.flush()
+    pairs = engine.scan()
+    head = [next(pairs) for _ in range(100)]
+    before = {p.name for p in (tmp_path / "db").glob("*.sst")}
+    engine.write({b"k%05d" % i: None for i in range(0, 20_000, 2)}, durable=False)
+    engine.compact()
+    assert before.isdisjoint(p.name for p in (tmp_path / "db").glob("*.sst"))
+    rest = list(pairs)
+    assert [k for k, _ in head + rest] == [b"k%05d" % i for i in range(20_000)]
+    assert all(v == value(int(k[1:]), 2) for k, v in head + rest)
+    assert len(list(engine.scan())) == 10_000
+    engine.close()
+
+
+def test_writers_and_snapshot_readers_race_flushes_and_compactions(tmp_path: Path) -> None:
+    """Each writer keeps its two keys equal in every batch; every snapshot must see them
+    equal, while 1 MiB memtables flush and merge under the readers' feet."""
+    engine = open_lsm(tmp_path / "db", compaction_trigger=2)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    filler = b"f" * 100
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(150):
+                batch = {b"w%d/a" % n: b"%d" % i, b"w%d/b" % n: b"%d" % i}
+                batch.update({b"fill/%d/%03d/%03d" % (n, i, j): filler for j in range(200)})
+                engine.write(batch, durable=False)
+        except BaseException as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                with engine.snapshot() as snap:
+                    for n in range(3):
+                        assert snap.get(b"w%d/a" % n) == snap.get(b"w%d/b" % n)
+                    pairs = dict(snap.scan_prefix(b"w"))
+                    for n in range(3):
+                        assert pairs.get(b"w%d/a" % n) == pairs.get(b"w%d/b" % n)
+        except BaseException as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    writers = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
+    readers = [threading.Thread(target=reader) for _ in range(2)]
+    for thread in writers + readers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    stop.set()
+    for thread in readers:
+        thread.join()
+    assert not errors, errors
+    engine.wait_idle()
+    stats = engine.stats()
+    assert stats["compactions"] >= 1
+    assert sum(1 for _ in engine.scan_prefix(b"fill/")) == 3 * 150 * 200
+    assert [engine.get(b"w%d/a" % n) for n in range(3)] == [b"149"] * 3
+    engine.close()

@@ -99,7 +99,8 @@ class Settings:
     """The ``storage.lsm`` section, with defaults (see plugin.py for the declarations)."""
 
     def __init__(self, settings: Mapping[str, Any]) -> None:
-        self.memtable_bytes = int(settings.get("memtable_mb", 32)) << 20
+        # a float is allowed from code (tests use kilobyte memtables to flush constantly)
+        self.memtable_bytes = int(float(settings.get("memtable_mb", 32)) * (1 << 20))
         self.block_size = int(settings.get("block_kb", 4)) << 10
         self.bloom_bits = int(settings.get("bloom_bits_per_key", 10))
         self.codec = CODECS[str(settings.get("compression", "lz4"))]
