@@ -369,9 +369,10 @@ class LsmEngine(StorageEngine):
         get = self._get_latest
         return [get(key) for key in keys]
 
-    def _sources(self, start: bytes, end: bytes | None, reverse: bool, seq: int) -> list[Source]:
-        """Every source of ``[start, end)``, oldest first."""
-        state = self._state
+    def _sources(
+        self, state: _State, start: bytes, end: bytes | None, reverse: bool, seq: int
+    ) -> list[Source]:
+        """Every source of ``[start, end)`` in ``state``, oldest first."""
         sources: list[Source] = []
         for table in reversed(state.runs):
             if table.entries and table.max_key >= start and (end is None or table.min_key < end):
@@ -379,11 +380,28 @@ class LsmEngine(StorageEngine):
         for imm in reversed(state.imms):
             # the lock serialises the lazy sort of its key index between scans
             sources.append(MemSource(imm, self._lock, start, end, reverse, seq))
-        sources.append(MemSource(state.mem, self._lock, start, end, reverse, seq))
+        if len(state.mem):
+            sources.append(MemSource(state.mem, self._lock, start, end, reverse, seq))
         return sources
 
     def scan(
         self, start: bytes = b"", end: bytes | None = None, *, reverse: bool = False
+    ) -> Iterator[KeyValue]:
+        with self._lock:
+            if self._closed:
+                raise StorageError("the lsm engine is closed")
+            seq, state = self._seq, self._state
+        if end is not None and end <= start:
+            return iter(())
+        if not len(state.mem):
+            # Frozen memtables and tables never change: only the active memtable needs a
+            # registered snapshot to keep the versions this scan sees, and it is empty
+            # (what is written to it from now on is newer than ``seq``).
+            return merge_pairs(self._sources(state, start, end, reverse, seq), reverse=reverse)
+        return self._scan_registered(start, end, reverse)
+
+    def _scan_registered(
+        self, start: bytes, end: bytes | None, reverse: bool
     ) -> Iterator[KeyValue]:
         with self.snapshot() as snapshot:
             yield from snapshot.scan(start, end, reverse=reverse)
@@ -395,7 +413,7 @@ class LsmEngine(StorageEngine):
             raise StorageError("snapshot is closed: its engine was closed")
         if end is not None and end <= start:
             return iter(())
-        return merge_pairs(self._sources(start, end, reverse, seq), reverse=reverse)
+        return merge_pairs(self._sources(self._state, start, end, reverse, seq), reverse=reverse)
 
     # -- snapshots ----------------------------------------------------------------------
 
