@@ -183,3 +183,10 @@ def test_crash_at_a_fault_point_keeps_every_acknowledged_commit(tmp_path: Path, 
             assert live == {t.number for t in engine._state.runs}, "orphan table left behind"
         finally:
             engine.close()
+
+
+def test_deleted_manifest_with_tables_left_fails_at_open(tmp_path: Path) -> None:
+    flushed(tmp_path / "db")
+    (tmp_path / "db" / "MANIFEST").unlink()
+    with pytest.raises(StorageCorruption, match="no MANIFEST"):
+        open_lsm(tmp_path / "db")

@@ -33,7 +33,7 @@ from alopex.contracts.storage import (
     StorageOptions,
     WriteBatch,
 )
-from alopex.errors import StorageError
+from alopex.errors import StorageCorruption, StorageError
 from alopex_storage_lsm.files import (
     MANIFEST_TMP,
     encode_record,
@@ -165,9 +165,9 @@ class LsmEngine(StorageEngine):
         wals = sorted(int(p.stem) for p in path.glob("*.wal") if p.stem.isdigit())
         if facts is None:
             if numbers:
-                raise StorageError(
-                    f"{str(path)!r} holds table files but no MANIFEST; it was not written "
-                    "by a complete lsm engine start, or the MANIFEST was deleted"
+                raise StorageCorruption(
+                    f"{str(path)!r} holds table files but no MANIFEST (deleted?): without it "
+                    "the live tables are unknown; restore it from a backup"
                 )
             facts = {"next_file": 1, "last_seq": 0, "wal_min": 0, "runs": [], **self._counters}
             write_manifest(path, facts)
@@ -708,7 +708,9 @@ class LsmEngine(StorageEngine):
             os.close(self._wal_fd)
 
     def stats(self) -> dict[str, Any]:
-        state = self._state
+        with self._lock:
+            state = self._state
+            open_snapshots = sum(self._snapshots.values())
         runs = state.runs
         table_bytes = sum(t.size for t in runs)
         levels = {
@@ -747,7 +749,7 @@ class LsmEngine(StorageEngine):
             "space_amplification": round(table_bytes / oldest, 2) if oldest else 0.0,
             "compactions": self._compactions,
             "wal_syncs": self._wal_syncs,
-            "open_snapshots": sum(self._snapshots.values()),
+            "open_snapshots": open_snapshots,
             "block_cache": "off"
             if cache is None
             else f"{cache.used:,}/{cache.capacity:,} bytes, {cache.hits:,} hits, "
