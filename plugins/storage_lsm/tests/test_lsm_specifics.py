@@ -264,3 +264,18 @@ def test_writers_and_snapshot_readers_race_flushes_and_compactions(tmp_path: Pat
     assert sum(1 for _ in engine.scan_prefix(b"fill/")) == 3 * 150 * 200
     assert [engine.get(b"w%d/a" % n) for n in range(3)] == [b"149"] * 3
     engine.close()
+
+
+def test_a_closed_engine_refuses_reads_and_writes(tmp_path: Path) -> None:
+    from alopex.errors import StorageError
+
+    engine = open_lsm(tmp_path / "db")
+    engine.write({b"k": b"v"}, durable=True)
+    snapshot = engine.snapshot()
+    engine.close()
+    engine.close()  # twice is fine
+    for read in (lambda: engine.get(b"k"), lambda: list(engine.scan()), lambda: snapshot.get(b"k")):
+        with pytest.raises(StorageError, match="closed"):
+            read()
+    with pytest.raises(StorageError, match="closed"):
+        engine.write({b"k": b"w"}, durable=True)

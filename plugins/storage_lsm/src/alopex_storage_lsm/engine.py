@@ -85,6 +85,16 @@ class _State:
         self.runs = runs  # sorted runs (one table each), newest first
 
 
+class _ClosedState:
+    """Stands in for ``_State`` after close: any read fails loudly, tables are released."""
+
+    @property
+    def mem(self) -> Memtable:
+        raise StorageError("the lsm engine is closed")
+
+    imms = runs = mem
+
+
 class _Writer:
     __slots__ = ("batch", "done", "durable", "error")
 
@@ -706,6 +716,8 @@ class LsmEngine(StorageEngine):
             with contextlib.suppress(OSError):
                 os.fsync(self._wal_fd)
             os.close(self._wal_fd)
+            # drop the tables (their mappings close once no open scan holds them)
+            self._state = _ClosedState()  # type: ignore[assignment]
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
