@@ -151,7 +151,6 @@ class TableWriter:
             return
         if self.min_key is None:
             self.min_key = keys[0]
-        self.max_key = keys[-1]
         self.entries += len(keys)
         if None in values:
             self.tombstones += values.count(None)
@@ -160,8 +159,9 @@ class TableWriter:
             assert seqs is not None
             self._seqs.extend(seqs)
             self.max_seq = max(self.max_seq, *seqs)
-            if len(set(keys)) != len(keys):
-                self.unique = False
+            if len(set(keys)) != len(keys) or keys[0] == self.max_key:
+                self.unique = False  # (max_key: the previous chunk's last key)
+        self.max_key = keys[-1]
         self._keys.extend(keys)
         self._values.extend(values)
         self._buffered += sum(map(len, keys)) + sum(len(v) for v in values if v is not None)
