@@ -57,7 +57,8 @@ def entry_key(index_id: int, n: int) -> bytes:
     return log_prefix(index_id) + b"l" + n.to_bytes(8, "big")
 
 
-def _count(raw: bytes | None) -> int:
+def log_count(raw: bytes | None) -> int:
+    """How many change-log entries a counter value says there are."""
     return 0 if raw is None else int.from_bytes(raw, "big")
 
 
@@ -231,7 +232,7 @@ class AnnIndexes:
             built.add(ids[start : start + step], matrix[start : start + step])
             if progress is not None:
                 progress(min(start + step, len(ids)), len(ids))
-        return Live(built, _count(tx.read(counter_key(index.id))))
+        return Live(built, log_count(tx.read(counter_key(index.id))))
 
     def searchable(
         self,
@@ -239,11 +240,14 @@ class AnnIndexes:
         table: Table,
         index: Index,
         columns: Callable[[], list[Any]],
+        wanted: int | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> Live | None:
-        """The index caught up to ``tx``'s snapshot, or None when it is ahead of it.
-        Loads or builds it first if it is not in memory (``progress`` follows a build)."""
-        wanted = _count(tx.read(counter_key(index.id)))
+        """The index caught up to ``tx``'s snapshot (whose log counter is ``wanted``, read
+        here if not given), or None when it is ahead of it. Loads or builds it first if it
+        is not in memory (``progress`` follows a build)."""
+        if wanted is None:
+            wanted = log_count(tx.read(counter_key(index.id)))
         with self.lock:
             live = self.live.get(index.id)
             if live is None:
@@ -307,7 +311,7 @@ def derive_log(plan: list[Any], latest: Callable[[bytes], bytes | None]) -> dict
     for index_ids, keys in plan:
         entry = msgpack.packb(keys)
         for index_id in index_ids:
-            n = _count(latest(counter_key(index_id)))
+            n = log_count(latest(counter_key(index_id)))
             writes[entry_key(index_id, n)] = entry
             writes[counter_key(index_id)] = (n + 1).to_bytes(8, "big")
     return writes

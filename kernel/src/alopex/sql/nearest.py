@@ -132,8 +132,10 @@ class NearestLookup:
         self, session: Session, tx: MvccTransaction, params: Params
     ) -> list[tuple[Any, ...]] | None:
         """The rows, or None when the general path must answer."""
-        raw_version = tx.read(VERSION_KEY)
-        if (int(raw_version) if raw_version else 0) != self.version or session._ddl_in_tx:
+        if session._ddl_in_tx:
+            return None
+        raw_version = session.read_fixed(tx, VERSION_KEY)
+        if (int(raw_version) if raw_version else 0) != self.version:
             return None
         if isinstance(params, Mapping) or self.table.id in session.written or self.limit < 1:
             return None
@@ -145,8 +147,9 @@ class NearestLookup:
         if query.shape != (dim,) or not np.isfinite(query).all():
             return None  # the general path says what is wrong
         state = session.state
+        wanted = ann.log_count(session.read_fixed(tx, ann.counter_key(self.index.id)))
         live = state.ann.searchable(
-            tx, self.table, self.index, lambda: state.columns.read(tx, self.table, None)[0]
+            tx, self.table, self.index, lambda: state.columns.read(tx, self.table, None)[0], wanted
         )
         if live is None:
             return None

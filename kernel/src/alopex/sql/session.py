@@ -246,8 +246,10 @@ class PointLookup:
         self, session: Session, tx: MvccTransaction, params: Params
     ) -> list[tuple[Any, ...]] | None:
         """The rows, or None when the plan no longer applies (then plan normally)."""
-        raw_version = tx.read(VERSION_KEY)
-        if (int(raw_version) if raw_version else 0) != self.version or session._ddl_in_tx:
+        if session._ddl_in_tx:
+            return None
+        raw_version = session.read_fixed(tx, VERSION_KEY)
+        if (int(raw_version) if raw_version else 0) != self.version:
             return None
         values = []
         for part, position in zip(self.key_parts, self.table.primary_key, strict=True):
@@ -341,12 +343,27 @@ class Session:
         self.appended: dict[int, list[tuple[list[bytes], list[list[Any]]]] | None] = {}
         # parsed statement id -> (statement, its point-lookup plan or None)
         self._plans: dict[int, tuple[Any, PointLookup | NearestLookup | None]] = {}
+        # what this session's transaction read of keys it never writes before commit
+        self._fixed: tuple[MvccTransaction | None, dict[bytes, bytes | None]] = (None, {})
 
     # -- transactions ---------------------------------------------------------------------
 
     @property
     def in_transaction(self) -> bool:
         return self.tx is not None
+
+    def read_fixed(self, tx: MvccTransaction, key: bytes) -> bytes | None:
+        """``tx.read(key)`` once per transaction, for keys its statements do not write
+        (an index's change-log counter; the catalog version unless the transaction ran
+        DDL, which every caller checks first): a snapshot's value cannot change."""
+        owner, values = self._fixed
+        if owner is not tx:
+            values = {}
+            self._fixed = (tx, values)
+        if key in values:
+            return values[key]
+        value = values[key] = tx.read(key)
+        return value
 
     def _transaction(self) -> MvccTransaction:
         if self.tx is None:
@@ -430,7 +447,7 @@ class Session:
 
     def _load_catalog(self, tx: MvccTransaction) -> Catalog:
         own_ddl = self._ddl_in_tx
-        raw = tx.read(VERSION_KEY)
+        raw = tx.read(VERSION_KEY) if own_ddl else self.read_fixed(tx, VERSION_KEY)
         version = int(raw) if raw else 0
         cached = self.state.catalog
         if not own_ddl and cached is not None and cached.version == version:
@@ -643,7 +660,7 @@ class Session:
             def report(done: int, total: int, name: str = index.name) -> None:
                 progress(name, done, total)
 
-            state.ann.searchable(tx, table, index, columns, report)
+            state.ann.searchable(tx, table, index, columns, progress=report)
         if self.autocommit and not self.explicit:
             self.commit()
 
