@@ -30,6 +30,7 @@ from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Sequence
 from itertools import accumulate
+from operator import add
 from pathlib import Path
 from typing import Any
 
@@ -164,8 +165,10 @@ class TableWriter:
         self.max_key = keys[-1]
         self._keys.extend(keys)
         self._values.extend(values)
-        self._buffered += sum(map(len, keys)) + sum(len(v) for v in values if v is not None)
-        self._buffered += 4 * len(keys)
+        if None in values:
+            self._buffered += sum(map(len, keys)) + sum(len(v) for v in values if v is not None)
+        else:
+            self._buffered += sum(map(len, keys)) + sum(map(len, values))  # type: ignore[arg-type]
         if self._buffered >= self._block_size:
             self._cut(final=False)
 
@@ -176,11 +179,7 @@ class TableWriter:
         if not n:
             return
         size = self._block_size
-        sizes = list(
-            accumulate(
-                len(k) + (0 if v is None else len(v)) + 4 for k, v in zip(keys, values, strict=True)
-            )
-        )
+        sizes = _entry_bytes(keys, values)
         start = 0
         while start < n:
             base = sizes[start - 1] if start else 0
@@ -252,6 +251,14 @@ class TableWriter:
     def abort(self) -> None:
         self._file.close()
         self.path.unlink(missing_ok=True)
+
+
+def _entry_bytes(keys: list[bytes], values: list[bytes | None]) -> list[int]:
+    """Running total of key + value bytes (C loops only, unless there are tombstones)."""
+    if None in values:
+        sizes = (len(k) + (0 if v is None else len(v)) for k, v in zip(keys, values, strict=True))
+        return list(accumulate(sizes))
+    return list(accumulate(map(add, map(len, keys), map(len, values))))  # type: ignore[arg-type]
 
 
 def build_bloom(hashes: Sequence[int], bits_per_key: int) -> tuple[bytes, int]:
