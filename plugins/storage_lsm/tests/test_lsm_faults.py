@@ -190,3 +190,50 @@ def test_deleted_manifest_with_tables_left_fails_at_open(tmp_path: Path) -> None
     (tmp_path / "db" / "MANIFEST").unlink()
     with pytest.raises(StorageCorruption, match="no MANIFEST"):
         open_lsm(tmp_path / "db")
+
+
+WAL_FULL_CHILD = """
+import resource, signal, sys
+from pathlib import Path
+from alopex.contracts.storage import StorageOptions
+from alopex.errors import StorageError
+from alopex_storage_lsm.engine import LsmEngine
+
+engine = LsmEngine.open(StorageOptions(Path(sys.argv[1]), "full", {}))
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too-big write fails with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
+i = 0
+try:
+    while True:
+        engine.write(
+            {b"b%06d/%03d" % (i, j): (b"%d:%d" % (i, j)).ljust(100, b".") for j in range(100)},
+            durable=True,
+        )
+        i += 1
+except StorageError as err:
+    assert "write-ahead log failed" in str(err), err
+try:
+    engine.write({b"later": b"x"}, durable=True)
+except StorageError as err:
+    assert "stopped writes" in str(err), err
+else:
+    raise AssertionError("a write after a failed WAL write was accepted")
+print(i)
+"""
+
+
+def test_failed_wal_write_stops_writes_and_reopen_keeps_every_acked_batch(
+    tmp_path: Path,
+) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", WAL_FULL_CHILD, str(tmp_path / "db")],
+        capture_output=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    acked = int(proc.stdout)
+    assert acked > 0
+    with pytest.warns(RuntimeWarning, match="torn tail"):
+        engine = open_lsm(tmp_path / "db")
+    assert held_batches(engine) == acked
+    engine.close()

@@ -273,7 +273,7 @@ class LsmEngine(StorageEngine):
     def _commit_group(self, group: list[_Writer]) -> None:
         """Log and apply ``group`` (run by the queue's leader, one at a time)."""
         if self._error is not None:
-            raise StorageError(f"the lsm engine stopped after a background error: {self._error}")
+            raise StorageError(f"the lsm engine stopped writes after an error: {self._error}")
         if self._behind():
             with self._bg:  # flushes or merges are behind: wait rather than pile up
                 while self._behind() and self._error is None:
@@ -285,16 +285,26 @@ class LsmEngine(StorageEngine):
             assert member.batch is not None
             records.append(encode_record(seq, member.batch))
         data = records[0] if len(records) == 1 else b"".join(records)
-        if self._sync == "off":
-            self._wal_buffer += data
-            if len(self._wal_buffer) >= _OFF_BUFFER:
-                write_all(self._wal_fd, self._wal_buffer)
-                self._wal_buffer.clear()
-        else:
-            write_all(self._wal_fd, data)
-            if self._sync == "full" and any(member.durable for member in group):
-                os.fdatasync(self._wal_fd)
-                self._wal_syncs += 1
+        try:
+            if self._sync == "off":
+                self._wal_buffer += data
+                if len(self._wal_buffer) >= _OFF_BUFFER:
+                    write_all(self._wal_fd, self._wal_buffer)
+                    self._wal_buffer.clear()
+            else:
+                write_all(self._wal_fd, data)
+                if self._sync == "full" and any(member.durable for member in group):
+                    os.fdatasync(self._wal_fd)
+                    self._wal_syncs += 1
+        except OSError as err:
+            # A record may now be half-written (and a failed fsync cannot be retried):
+            # appending after it would put commits behind garbage. Stop writing; a
+            # reopen drops the torn tail.
+            self._error = err
+            raise StorageError(
+                f"writing the write-ahead log failed ({err}); this batch is not committed "
+                "and the engine accepts no more writes until the database is reopened"
+            ) from err
         with self._lock:
             mem = self._state.mem
             keep = self._newest_snapshot
