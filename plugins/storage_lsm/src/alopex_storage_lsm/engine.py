@@ -85,6 +85,24 @@ class _State:
         self.runs = runs  # sorted runs (one table each), newest first
 
 
+def _read_runs(runs: tuple[Table, ...], key: bytes, seq: int) -> bytes | None:
+    """The newest version of ``key`` visible at ``seq`` in ``runs`` (newest first).
+
+    The key-range and bloom checks are inlined: they rule out most tables of a read.
+    """
+    h, mask = bloom_hash(key)
+    for table in runs:
+        if key > table.max_key or key < table.min_key:
+            continue
+        bloom = table.bloom
+        if bloom is not None and bloom[h % table.bloom_words] & mask != mask:
+            continue
+        value = table.find(key, seq)
+        if value is not MISS:
+            return value  # type: ignore[no-any-return]
+    return None
+
+
 class _ClosedState:
     """Stands in for ``_State`` after close: any read fails loudly, tables are released."""
 
@@ -347,25 +365,12 @@ class LsmEngine(StorageEngine):
             found = imm.latest.get(key)
             if found is not None:
                 return found[1]
-        if not state.runs:
-            return None
-        h, mask = bloom_hash(key)
-        for table in state.runs:  # Table.get inlined: most tables are ruled out here
-            if key > table.max_key or key < table.min_key:
-                continue
-            bloom = table.bloom
-            if bloom is not None and bloom[h % table.bloom_words] & mask != mask:
-                continue
-            value = table.find(key, LATEST)
-            if value is not MISS:
-                return value  # type: ignore[no-any-return]
-        return None
+        return _read_runs(state.runs, key, LATEST) if state.runs else None
 
     def get(self, key: bytes) -> bytes | None:  # replaced per instance by _get_latest
         return self._get_latest(key)  # pragma: no cover
 
     def _get_at(self, seq: int, key: bytes) -> bytes | None:
-        # _get_latest without the sequence checks: both are the hot path, kept flat.
         if self._closed:
             raise StorageError("snapshot is closed: its engine was closed")
         state = self._state
@@ -376,14 +381,7 @@ class LsmEngine(StorageEngine):
             value = imm.value_at(key, seq)
             if value is not MISS:
                 return value  # type: ignore[no-any-return]
-        if not state.runs:
-            return None
-        h, mask = bloom_hash(key)
-        for table in state.runs:
-            value = table.get(key, h, mask, seq)
-            if value is not MISS:
-                return value  # type: ignore[no-any-return]
-        return None
+        return _read_runs(state.runs, key, seq) if state.runs else None
 
     def multi_get(self, keys: Sequence[bytes]) -> list[bytes | None]:
         get = self._get_latest

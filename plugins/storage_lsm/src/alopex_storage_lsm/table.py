@@ -409,18 +409,9 @@ class Table:
             cache.put((self.number, i), block, len(body))
         return block
 
-    def get(self, key: bytes, h: int, mask: int, seq: int) -> Any:
-        """The newest version of ``key`` visible at ``seq`` (``None``: tombstone), or MISS;
-        ``h, mask`` come from ``bloom_hash(key)``."""
-        if key > self.max_key or key < self.min_key:
-            return MISS
-        bloom = self.bloom
-        if bloom is not None and bloom[h % self.bloom_words] & mask != mask:
-            return MISS
-        return self.find(key, seq)
-
     def find(self, key: bytes, seq: int) -> Any:
-        """``get`` after the range and bloom checks passed."""
+        """The newest version of ``key`` visible at ``seq`` (``None``: tombstone), or MISS;
+        callers check the key range and the bloom filter first (``bloom_hash``)."""
         keys, values, seqs = self.block(bisect_left(self.last_keys, key))
         j = bisect_left(keys, key)
         if j == len(keys) or keys[j] != key:
