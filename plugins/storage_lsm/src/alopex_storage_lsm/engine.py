@@ -50,6 +50,7 @@ from alopex_storage_lsm.merge import (
     MemSource,
     Source,
     TableSource,
+    keep_versions,
     merge_chunks,
     merge_pairs,
     merge_versions,
@@ -552,8 +553,6 @@ class LsmEngine(StorageEngine):
                 for i in range(0, len(keys), 1 << 16):
                     writer.add(keys[i : i + (1 << 16)], values[i : i + (1 << 16)])
             else:
-                from alopex_storage_lsm.merge import keep_versions
-
                 out_k: list[bytes] = []
                 out_v: list[bytes | None] = []
                 out_s: list[int] = []
