@@ -79,11 +79,14 @@ class Memtable:
         """The key index with every pending key merged in (call under the engine lock
         while the memtable is still written to)."""
         if self.pending:
-            fresh = set(self.pending)
+            # dict.fromkeys dedupes in arrival order: keys written in order (a bulk load
+            # by primary key) then sort in linear time
+            fresh = dict.fromkeys(self.pending)
             self.pending = []
-            fresh -= self._indexed
+            for key in self._indexed.intersection(fresh):
+                del fresh[key]
             if fresh:
-                self._indexed |= fresh
+                self._indexed.update(fresh)
                 self.index.update(fresh)
         return self.index
 
