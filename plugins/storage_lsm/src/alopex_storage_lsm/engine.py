@@ -38,7 +38,7 @@ from alopex_storage_lsm.files import (
     MANIFEST_TMP,
     encode_record,
     fault,
-    fsync_dir,
+    fsync_path,
     read_manifest,
     replay_wal,
     wal_name,
@@ -219,6 +219,7 @@ class LsmEngine(StorageEngine):
                 if record_seq > self._flushed_seq:
                     mem.apply(record_seq, batch, nbytes, -1)
                     seq = max(seq, record_seq)
+            fsync_path(path / wal_name(number))  # no longer the newest WAL: make it whole
         self._seq = seq
         self._next_file = max([int(facts["next_file"]), *numbers, *wals], default=0) + 1
         self._state = _State(mem, (), runs)
@@ -239,7 +240,7 @@ class LsmEngine(StorageEngine):
             self._path / wal_name(number), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
         )
         if self._sync == "full":
-            fsync_dir(self._path)  # a durable commit in it must not lose its directory entry
+            fsync_path(self._path)  # a durable commit in it must not lose its directory entry
 
     # -- writing ------------------------------------------------------------------------
 
@@ -348,8 +349,9 @@ class LsmEngine(StorageEngine):
         if self._wal_buffer:
             write_all(self._wal_fd, self._wal_buffer)
             self._wal_buffer.clear()
-        if self._sync != "off":
-            os.fdatasync(self._wal_fd)  # its batches are only here until the flush
+        # Whatever the sync mode: recovery accepts a torn tail only in the newest WAL,
+        # so an older one must be whole (one fdatasync per memtable).
+        os.fdatasync(self._wal_fd)
         os.close(self._wal_fd)
         self._open_wal()
         self._state = _State(Memtable(self._wal_number), (mem, *state.imms), state.runs)
@@ -467,11 +469,15 @@ class LsmEngine(StorageEngine):
                 self._busy = True
                 state = self._state
                 snapshots = sorted(self._snapshots)
+                # A wanted merge goes before a flush unless writers already wait for
+                # the flush: flushes alone would starve merges under a steady write load
+                # and let runs (space) pile up.
+                span = self._pick_locked(state.runs)
                 job: Any
-                if state.imms:
+                if state.imms and (span is None or len(state.imms) >= _MAX_FROZEN):
                     job = ("flush", state.imms[-1])
                 else:
-                    job = ("compact", self._pick_locked(state.runs))
+                    job = ("compact", span)
                     self._compact_requested = False
             try:
                 if job[0] == "flush":
@@ -510,7 +516,8 @@ class LsmEngine(StorageEngine):
         if self._compact_requested:
             if n > 1 or (n == 1 and runs[0].tombstones):
                 return 0, n
-            self._compact_requested = False
+            self._compact_requested = False  # nothing to merge: compact() is done
+            self._bg.notify_all()
             return None
         if n < 2:
             return None
@@ -561,7 +568,7 @@ class LsmEngine(StorageEngine):
                         out_k.append(key)
                         out_v.append(value)
                         out_s.append(seq)
-                    if len(out_k) >= _CHUNK:
+                    if len(out_k) >= _CHUNK and key != out_k[-1]:
                         writer.add(out_k, out_v, out_s)
                         out_k, out_v, out_s = [], [], []
                 writer.add(out_k, out_v, out_s)
@@ -626,15 +633,16 @@ class LsmEngine(StorageEngine):
                 out_v: list[bytes | None] = []
                 out_s: list[int] = []
                 for key, seq, value in merge_versions(inputs, snapshots, bottom):
-                    out_k.append(key)
-                    out_v.append(value)
-                    out_s.append(seq)
-                    if len(out_k) >= _CHUNK:
+                    # chunks end between keys: a key's versions must share one block
+                    if len(out_k) >= _CHUNK and key != out_k[-1]:
                         writer.add(out_k, out_v, out_s)
                         out_k, out_v, out_s = [], [], []
                         fault("compaction-mid")
                         if self._stopping:
                             raise _Stopped
+                    out_k.append(key)
+                    out_v.append(value)
+                    out_s.append(seq)
                 writer.add(out_k, out_v, out_s)
             facts = writer.finish()
         except _Stopped:

@@ -1,8 +1,9 @@
 """The write-ahead log and the manifest: record framing, recovery and atomic replacement.
 
-WAL record: ``length (u32 LE) | crc32 of payload (u32 LE) | payload``, where the payload
-is ``msgpack((seq, {key: value-or-None}))`` -- one record per write batch. A batch is
-applied at recovery only if its whole record is present and its checksum matches.
+WAL record: ``length (u32 LE) | crc32 of length (u32 LE) | crc32 of payload (u32 LE) |
+payload``, where the payload is ``msgpack((seq, {key: value-or-None}))`` -- one record per
+write batch. A batch is applied at recovery only if its whole record is present and both
+checksums match; a length that fails its own checksum is damage, never a torn tail.
 
 MANIFEST: ``magic | length | crc32 | msgpack(facts)``, replaced by writing
 ``MANIFEST.tmp``, fsyncing it, renaming it over ``MANIFEST`` and fsyncing the directory,
@@ -24,7 +25,7 @@ import msgpack
 
 from alopex.errors import StorageCorruption
 
-RECORD = struct.Struct("<II")
+RECORD = struct.Struct("<III")  # payload length, its crc32, the payload's crc32
 MANIFEST = "MANIFEST"
 MANIFEST_TMP = "MANIFEST.tmp"
 MANIFEST_MAGIC = b"ALXLSMM\x00"
@@ -51,7 +52,14 @@ def wal_name(number: int) -> str:
 
 def encode_record(seq: int, batch: dict[bytes, bytes | None]) -> bytes:
     payload: bytes = msgpack.packb((seq, batch))
-    return RECORD.pack(len(payload), zlib.crc32(payload)) + payload
+    size = len(payload)
+    return RECORD.pack(size, _length_crc(size), zlib.crc32(payload)) + payload
+
+
+def _length_crc(length: int) -> int:
+    # The length has its own checksum: a damaged length that points past the end of the
+    # file must read as damage, not as a torn tail that recovery may drop.
+    return zlib.crc32(length.to_bytes(4, "little"))
 
 
 def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
@@ -60,7 +68,8 @@ def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
         view = view[os.write(fd, view) :]
 
 
-def fsync_dir(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file, or a directory (which makes the names in it durable)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -84,10 +93,12 @@ def replay_wal(path: Path, *, last: bool) -> Iterator[tuple[int, dict[bytes, Any
         if pos + RECORD.size > size:
             problem = "a record header cut short"
         else:
-            length, crc = RECORD.unpack_from(data, pos)
+            length, length_crc, crc = RECORD.unpack_from(data, pos)
             body_end = pos + RECORD.size + length
             if length == 0:
                 problem = "an empty record"
+            elif length_crc != _length_crc(length):
+                problem, body_end = "a record length that fails its checksum", pos + RECORD.size
             elif body_end > size:
                 problem = "a record cut short"
             else:
@@ -136,7 +147,7 @@ def write_manifest(directory: Path, facts: dict[str, Any]) -> None:
         os.fsync(file.fileno())
     os.replace(tmp, directory / MANIFEST)
     fault("manifest-renamed")
-    fsync_dir(directory)
+    fsync_path(directory)
 
 
 def read_manifest(directory: Path) -> dict[str, Any] | None:
