@@ -568,7 +568,7 @@ class LsmEngine(StorageEngine):
                         out_k.append(key)
                         out_v.append(value)
                         out_s.append(seq)
-                    if len(out_k) >= _CHUNK and key != out_k[-1]:
+                    if len(out_k) >= _CHUNK:  # checked between keys: versions stay together
                         writer.add(out_k, out_v, out_s)
                         out_k, out_v, out_s = [], [], []
                 writer.add(out_k, out_v, out_s)
