@@ -2,7 +2,7 @@
 
 Layout of ``<number>.sst``::
 
-    data block 0 | data block 1 | ... | index block | bloom block | footer (48 bytes)
+    data block 0 | data block 1 | ... | index block | bloom block | footer (44 bytes)
 
 Every block is framed as ``codec (1 byte) | body | crc32 of codec+body (4 bytes, LE)``.
 A data block body (after decompression) is ``msgpack([keys, values, seqs])``: parallel
