@@ -505,9 +505,10 @@ class LsmEngine(StorageEngine):
         """Which runs ``[i, j)`` (newest first) to merge, size-tiered ("universal"):
 
         1. ``compact()`` asked for everything: all runs.
+        Nothing else below ``compaction_trigger`` runs (so a bulk load is not merged while
+        it is still being written), then:
         2. Space amplification: when the runs above the oldest hold more than
-           ``max_space_amp_pct`` of the oldest run's bytes, merge everything (checked
-           whatever the run count, so overwrites never pile up beyond that bound).
+           ``max_space_amp_pct`` of the oldest run's bytes, merge everything.
         3. Size ratio: from the newest run, take runs while the next one is at most
            ``size_ratio_pct`` bigger than those taken so far; merge them if >= 2.
         4. Otherwise merge the newest runs until ``compaction_trigger - 1`` remain.
@@ -519,13 +520,11 @@ class LsmEngine(StorageEngine):
             self._compact_requested = False  # nothing to merge: compact() is done
             self._bg.notify_all()
             return None
-        if n < 2:
+        if n < self._settings.trigger:
             return None
         sizes = [t.size for t in runs]
         if sum(sizes[:-1]) * 100 > self._settings.max_space_amp * sizes[-1]:
-            return 0, n  # checked at any run count: it is what bounds space amplification
-        if n < self._settings.trigger:
-            return None
+            return 0, n
         total, j = sizes[0], 1
         while j < n and sizes[j] * 100 <= total * (100 + self._settings.size_ratio):
             total += sizes[j]
