@@ -10,7 +10,7 @@ import pytest
 from alopex.contracts.storage import StorageOptions
 from alopex.errors import StorageCorruption
 from alopex_storage_lsm.engine import LsmEngine
-from alopex_storage_lsm.files import RECORD
+from alopex_storage_lsm.files import RECORD, encode_record
 
 
 def open_lsm(path: Path, sync: str = "full", **settings: object) -> LsmEngine:
@@ -73,4 +73,20 @@ def test_snapshot_versions_stay_in_one_block_through_compaction(tmp_path: Path) 
     engine = open_lsm(tmp_path, "normal", **settings)
     assert engine.get(keys[4095]) == new
     assert len(list(engine.scan())) == 6001
+    engine.close()
+
+
+def test_a_missing_wal_between_others_fails_loudly(tmp_path: Path) -> None:
+    engine = open_lsm(tmp_path)
+    engine.write({b"a": b"1"}, durable=True)  # sequence 1, in the first WAL
+    engine.close()
+    (first,) = tmp_path.glob("*.wal")
+    # a later WAL whose records start at sequence 4: the one holding 2 and 3 is gone
+    later = first.with_name(f"{int(first.stem) + 5:06d}.wal")
+    later.write_bytes(encode_record(4, {b"d": b"4"}) + encode_record(5, {b"e": b"5"}))
+    with pytest.raises(StorageCorruption, match=rf"{later.name}.*sequence 4.*is 1.*missing"):
+        open_lsm(tmp_path)
+    later.write_bytes(encode_record(2, {b"b": b"2"}) + encode_record(3, {b"c": b"3"}))
+    engine = open_lsm(tmp_path)  # contiguous again: every batch is back
+    assert list(engine.scan()) == [(b"a", b"1"), (b"b", b"2"), (b"c", b"3")]
     engine.close()

@@ -216,9 +216,16 @@ class LsmEngine(StorageEngine):
         for i, number in enumerate(replayed):
             last = i == len(replayed) - 1
             for record_seq, batch, nbytes in replay_wal(path / wal_name(number), last=last):
-                if record_seq > self._flushed_seq:
-                    mem.apply(record_seq, batch, nbytes, -1)
-                    seq = max(seq, record_seq)
+                if record_seq <= self._flushed_seq:
+                    continue
+                if record_seq != seq + 1:  # every commit takes the next number
+                    raise StorageCorruption(
+                        f"write-ahead log {str(path / wal_name(number))!r} continues at "
+                        f"sequence {record_seq} but the last one found is {seq}: a WAL file "
+                        "is missing and committed batches with it; restore from a backup"
+                    )
+                mem.apply(record_seq, batch, nbytes, -1)
+                seq = record_seq
             fsync_path(path / wal_name(number))  # no longer the newest WAL: make it whole
         self._seq = seq
         self._next_file = max([int(facts["next_file"]), *numbers, *wals], default=0) + 1
