@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 from alopex.config import Settings
 from alopex.contracts.consensus import Consensus
-from alopex.contracts.storage import StorageEngine, StorageOptions
+from alopex.contracts.storage import StorageEngine, StorageOptions, fsync_path
 from alopex.contracts.transaction import TransactionManager
 from alopex.errors import (
     AlopexError,
@@ -224,15 +224,7 @@ def _write_marker(path: Path, engine_name: str) -> None:
         file.flush()
         os.fsync(file.fileno())
     os.replace(temp, path / MARKER)
-    _fsync_directory(path)
-
-
-def _fsync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_path(path)
 
 
 class DirectoryLock:

@@ -32,13 +32,13 @@ from alopex.contracts.storage import (
     StorageEngine,
     StorageOptions,
     WriteBatch,
+    fsync_path,
 )
 from alopex.errors import StorageCorruption, StorageError
 from alopex_storage_lsm.files import (
     MANIFEST_TMP,
     encode_record,
     fault,
-    fsync_path,
     read_manifest,
     replay_wal,
     wal_name,
@@ -583,11 +583,7 @@ class LsmEngine(StorageEngine):
         except BaseException:
             writer.abort()
             raise
-        table = None
-        if facts["entries"]:
-            table = Table(writer.path, int(writer.path.stem), self._cache)
-        else:
-            writer.path.unlink(missing_ok=True)
+        table = self._finished_table(writer, facts)
         with self._lock:
             state = self._state
             imms = state.imms[:-1]  # ``mem`` is the oldest frozen memtable
@@ -657,11 +653,7 @@ class LsmEngine(StorageEngine):
         except BaseException:
             writer.abort()
             raise
-        output = None
-        if facts["entries"]:
-            output = Table(writer.path, int(writer.path.stem), self._cache)
-        else:
-            writer.path.unlink(missing_ok=True)
+        output = self._finished_table(writer, facts)
         runs = self._state.runs
         new_runs = (*runs[:i], *((output,) if output else ()), *runs[j:])
         self._counters["compacted_bytes"] += facts["size"] if output else 0
@@ -672,6 +664,13 @@ class LsmEngine(StorageEngine):
             self._compactions += 1
         for table in inputs:  # readers holding them keep reading through their mapping
             table.path.unlink(missing_ok=True)
+
+    def _finished_table(self, writer: TableWriter, facts: dict[str, Any]) -> Table | None:
+        """The table a finished writer wrote, or None (and no file) if it has no entries."""
+        if facts["entries"]:
+            return Table(writer.path, int(writer.path.stem), self._cache)
+        writer.path.unlink(missing_ok=True)
+        return None
 
     def _wal_min(self) -> int:
         with self._lock:

@@ -23,6 +23,7 @@ from typing import Any
 
 import msgpack
 
+from alopex.contracts.storage import fsync_path
 from alopex.errors import StorageCorruption
 
 RECORD = struct.Struct("<III")  # payload length, its crc32, the payload's crc32
@@ -66,15 +67,6 @@ def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
-
-
-def fsync_path(path: Path) -> None:
-    """fsync a file, or a directory (which makes the names in it durable)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def replay_wal(path: Path, *, last: bool) -> Iterator[tuple[int, dict[bytes, Any], int]]:
