@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from alopex.connection import Connection
+    from alopex.sql.catalog import Catalog
     from alopex.sql.catalog import Table as TableEntry
 
 DISTANCE = "_distance"
@@ -66,12 +67,13 @@ class Table:
         catalog = session._load_catalog(session._transaction())
         cached = self._resolved.get(vector_column)
         if cached is None or cached[0] is not catalog:
-            cached = self._resolved[vector_column] = (catalog, *self._resolve(vector_column))
+            column, metric = self._resolve(catalog, vector_column)
+            cached = self._resolved[vector_column] = (catalog, column, metric)
         return Search(self, cached[1], np.asarray(query, dtype=np.float32), cached[2])
 
-    def _resolve(self, vector_column: str | None) -> tuple[str, str]:
+    def _resolve(self, catalog: Catalog, vector_column: str | None) -> tuple[str, str]:
         """The VECTOR column to search and its metric (its index's, else its own)."""
-        entry = self._entry()
+        entry = catalog.table(self.name)
         vectors = [c for c in entry.columns if c.type.dim is not None]
         if vector_column is not None:
             vectors = [c for c in vectors if c.name.lower() == vector_column.lower()]
@@ -82,8 +84,6 @@ class Table:
                 "name the one to search with vector_column="
             )
         column = vectors[0]
-        session = self.connection._sql()
-        catalog = session._load_catalog(session._transaction())
         index = next(
             (
                 i
