@@ -24,6 +24,7 @@ import random
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, closing, contextmanager
@@ -40,14 +41,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rust_peer import RUST_VERSION, run_rust_kv
 from targets import target_text, verdict
 
-WORKLOADS = ("put", "get", "get(tx)", "scan", "full scan")
+WORKLOADS = ("put", "get", "get(tx)", "scan", "full scan", "8 writers")
 UNITS = {
     "put": "keys/s",
     "get": "gets/s",
     "get(tx)": "gets/s",
     "scan": "keys/s",
     "full scan": "keys/s",
+    "8 writers": "commits/s",
 }
+WRITERS, COMMITS_PER_WRITER = 8, 250
 
 MEMORY = "Alopex(memory)"
 LSM = "Alopex(lsm)"
@@ -122,6 +125,8 @@ class Ops:
     full_scan: Callable[[], Iterable[tuple[bytes, bytes]]]
     #: run untimed after the load: push the memtable to table files
     settle: Callable[[], None] = lambda: None
+    #: opens one thread's writer: ``commit(key, value)`` commits one key on its own
+    writer: Callable[[], Callable[[bytes, bytes], None]] | None = None
 
 
 def _rate(count: int, run: Callable[[], None]) -> float:
@@ -187,7 +192,32 @@ def measure(ops: Ops, data: Data) -> Results:
 
     out["full scan"] = _rate(len(data.keys), full)
     _check(seen == len(data.keys), f"full scan saw {seen} of {len(data.keys)} keys")
+
+    if ops.writer is not None:
+        out["8 writers"] = _rate(WRITERS * COMMITS_PER_WRITER, lambda: _writers(ops, value))
+        _check(ops.get(b"writer/7/00249") == value, "a concurrent commit is missing")
     return out
+
+
+def _writers(ops: Ops, value: bytes) -> None:
+    """``WRITERS`` threads committing one key per commit: what group commit is for."""
+    assert ops.writer is not None
+    errors: list[BaseException] = []
+
+    def run(n: int) -> None:
+        try:
+            commit = ops.writer()  # type: ignore[misc]
+            for i in range(COMMITS_PER_WRITER):
+                commit(b"writer/%d/%05d" % (n, i), value)
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(WRITERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    _check(not errors, f"a writer failed: {errors[:1]}")
 
 
 # -- engine families ------------------------------------------------------------------------
@@ -215,7 +245,7 @@ def alopex_workload(db: alopex.Connection, data: Data) -> Results:
         if wait is not None:
             wait()
 
-    ops = Ops(put_batch, db.get, read_tx, db.scan, db.scan, settle)
+    ops = Ops(put_batch, db.get, read_tx, db.scan, db.scan, settle, lambda: db.put)
     try:
         return measure(ops, data)
     finally:
@@ -249,7 +279,10 @@ def rocksdict_workload(path: Path, data: Data, sync: str) -> Results:
     def scan(start: bytes) -> Iterable[tuple[bytes, bytes]]:
         return db.items(from_key=start)
 
-    ops = Ops(put_batch, db.get, read_tx, scan, db.items, db.flush)
+    def writer() -> Callable[[bytes, bytes], None]:
+        return lambda key, value: db.put(key, value, wopts)
+
+    ops = Ops(put_batch, db.get, read_tx, scan, db.items, db.flush, writer)
     try:
         return measure(ops, data)
     finally:
@@ -295,7 +328,18 @@ def sqlite_workload(path: Path, data: Data, sync: str) -> Results:
         def full_scan() -> Iterable[tuple[bytes, bytes]]:
             return con.execute("SELECT k, v FROM kv ORDER BY k")
 
-        return measure(Ops(put_batch, get, read_tx, scan, full_scan), data)
+        def writer() -> Callable[[bytes, bytes], None]:
+            own = sqlite3.connect(path, isolation_level=None, timeout=60)
+            own.execute(f"PRAGMA synchronous={synchronous}")
+            # one writer at a time: SQLite's file lock (busy_timeout waits for it)
+
+            def commit(key: bytes, value: bytes) -> None:
+                own.execute("INSERT INTO kv VALUES (?, ?)", (key, value))
+
+            return commit
+
+        ops = Ops(put_batch, get, read_tx, scan, full_scan, writer=writer)
+        return measure(ops, data)
 
 
 def rust_workload(spec: Spec, workdir: Path) -> Results:

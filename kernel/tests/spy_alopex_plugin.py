@@ -21,9 +21,9 @@ def record(kind: str, value: Any) -> None:
 
 
 class SpyConsensus(LocalConsensus):
-    def apply(self, batch: Any, *, durable: bool) -> None:
+    def submit(self, batch: Any, *, durable: bool) -> Any:
         record("consensus", dict(batch))
-        super().apply(batch, durable=durable)
+        return super().submit(batch, durable=durable)
 
 
 class SpyManager(MvccTransactionManager):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+import alopex
 from alopex.contracts.storage import StorageOptions
 from alopex.errors import StorageCorruption
 from alopex_storage_lsm.engine import LsmEngine
@@ -222,18 +223,66 @@ print(i)
 """
 
 
-def test_failed_wal_write_stops_writes_and_reopen_keeps_every_acked_batch(
-    tmp_path: Path,
-) -> None:
+def batches_before_the_disk_filled(child: str, path: Path) -> int:
+    """Run ``child`` (it writes batches until a capped file size fails a WAL write)."""
     proc = subprocess.run(
-        [sys.executable, "-c", WAL_FULL_CHILD, str(tmp_path / "db")],
-        capture_output=True,
-        timeout=120,
+        [sys.executable, "-c", child, str(path)], capture_output=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     acked = int(proc.stdout)
     assert acked > 0
+    return acked
+
+
+def test_failed_wal_write_stops_writes_and_reopen_keeps_every_acked_batch(
+    tmp_path: Path,
+) -> None:
+    acked = batches_before_the_disk_filled(WAL_FULL_CHILD, tmp_path / "db")
     with pytest.warns(RuntimeWarning, match="torn tail"):
         engine = open_lsm(tmp_path / "db")
     assert held_batches(engine) == acked
     engine.close()
+
+
+CONNECTED_WAL_FULL_CHILD = """
+import resource, signal, sys
+import alopex
+from alopex.errors import StorageError
+
+db = alopex.connect(sys.argv[1], config={"storage": {"engine": "lsm", "sync": "full"}})
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
+i = 0
+try:
+    while True:
+        with db.transaction() as tx:
+            for j in range(100):
+                tx.put(b"b%06d/%03d" % (i, j), (b"%d:%d" % (i, j)).ljust(100, b"."))
+        i += 1
+except StorageError as err:
+    assert "write-ahead log failed" in str(err), err
+try:
+    db.put(b"later", b"x")
+except StorageError as err:
+    assert "earlier commit failed" in str(err), err
+else:
+    raise AssertionError("a commit after a failed commit was accepted")
+with db.transaction() as tx:  # reads go on
+    assert tx.get(b"b000000/000") is not None
+print(i)
+"""
+
+
+def test_a_commit_that_fails_in_storage_stops_later_commits_and_keeps_acked_ones(
+    tmp_path: Path,
+) -> None:
+    """Through the transaction manager's pipeline (commits wait for storage outside its
+    lock): the failed commit raises, later ones are refused, reads go on, and a reopen
+    holds exactly the acknowledged commits."""
+    acked = batches_before_the_disk_filled(CONNECTED_WAL_FULL_CHILD, tmp_path / "db")
+    with (
+        pytest.warns(RuntimeWarning, match="torn tail"),
+        alopex.connect(tmp_path / "db", config={"storage": {"engine": "lsm"}}) as db,
+    ):
+        held = dict(db.scan())
+    assert held == {k: v for i in range(acked) for k, v in batch(i).items()}

@@ -67,6 +67,37 @@ def test_concurrent_durable_commits_share_fsyncs(tmp_path: Path) -> None:
     assert syncs < threads * per_thread, "every commit paid its own fsync: no group commit"
 
 
+def test_concurrent_commits_through_connections_share_fsyncs(tmp_path: Path) -> None:
+    """The transaction manager waits for storage outside its lock, so commits from many
+    connections reach the engine together (group commit end to end)."""
+    config = {"storage": {"engine": "lsm", "sync": "full"}}
+    threads, per_thread = 8, 25
+    with alopex.connect(tmp_path / "db", config=config) as db:
+        db.execute("CREATE TABLE t (thread INTEGER, i INTEGER, PRIMARY KEY (thread, i))")
+        db.commit()
+        syncs_before = db.info()["storage"]["wal_syncs"]
+
+        def commit(n: int) -> None:
+            with alopex.connect(tmp_path / "db", config=config) as own:
+                for i in range(per_thread):
+                    own.execute("INSERT INTO t VALUES (?, ?)", (n, i))
+                    own.commit()
+                    with own.transaction() as tx:  # read-modify-write of the thread's counter
+                        key = b"count/%d" % n
+                        tx.put(key, b"%d" % (int(tx.get(key) or b"0") + 1))
+
+        workers = [threading.Thread(target=commit, args=(n,)) for n in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        syncs = db.info()["storage"]["wal_syncs"] - syncs_before
+        assert db.execute("SELECT count(*) FROM t").fetchone() == (threads * per_thread,)
+        assert [db.get(b"count/%d" % n) for n in range(threads)] == [b"25"] * threads
+    commits = 2 * threads * per_thread
+    assert syncs < commits * 0.9, f"{syncs} fsyncs for {commits} commits: no group commit"
+
+
 def test_flush_moves_data_to_tables_and_reopen_reads_them(tmp_path: Path) -> None:
     engine = open_lsm(tmp_path / "db")
     engine.write({b"k%05d" % i: value(i) for i in range(20_000)}, durable=True)

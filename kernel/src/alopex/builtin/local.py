@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from alopex.contracts.consensus import Consensus
@@ -19,9 +20,13 @@ class LocalConsensus(Consensus):
 
     def __init__(self, engine: StorageEngine, settings: dict[str, Any] | None = None) -> None:
         self._write = engine.write
+        self._submit = engine.submit
 
     def apply(self, batch: WriteBatch, *, durable: bool) -> None:
         self._write(batch, durable=durable)
+
+    def submit(self, batch: WriteBatch, *, durable: bool) -> Callable[[], None]:
+        return self._submit(batch, durable=durable)
 
     def status(self) -> dict[str, Any]:
         return {"backend": "local", "role": "leader", "members": 1}

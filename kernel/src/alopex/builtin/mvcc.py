@@ -3,9 +3,11 @@
 Reads come from a storage snapshot taken at a transaction's first read; writes are
 buffered in a dict. At commit, under one lock, the write set is checked against the write
 sets of transactions that committed after the snapshot: any overlap loses (first committer
-wins) with :class:`~alopex.errors.TransactionConflict`. Write skew is possible, as in every
-snapshot-isolation database; ``read(key, for_update=True)`` adds a read to the checked set
-to prevent it (see docs/architecture.md#isolation).
+wins) with :class:`~alopex.errors.TransactionConflict`. The winner is queued to storage
+under the lock and waited for outside it (group commit: see ``StorageEngine.submit``).
+Write skew is possible, as in every snapshot-isolation database; ``read(key,
+for_update=True)`` adds a read to the checked set to prevent it (see
+docs/architecture.md#isolation).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from __future__ import annotations
 import heapq
 import threading
 from collections import deque
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
+from functools import partial
 from operator import itemgetter
 from typing import Any
 
@@ -23,13 +26,21 @@ from alopex.contracts.transaction import Derive, Transaction, TransactionManager
 from alopex.errors import (
     InterfaceError,
     ReadOnlyTransaction,
+    StorageError,
     TransactionClosed,
     TransactionConflict,
 )
 
 
 class MvccTransactionManager(TransactionManager):
-    """Serialises commits and remembers recent write sets for as long as a snapshot needs them."""
+    """Orders commits under one lock and waits for storage outside it.
+
+    A commit is validated, numbered and queued to consensus under the lock; the lock is
+    released while storage applies it (and fsyncs), so concurrent commits can share one
+    fsync in an engine that groups them. Storage applies queued batches in commit order,
+    so "applied" is always a prefix of the commit order: a snapshot starts at the last
+    applied commit, and validation checks every commit after that, applied or not.
+    """
 
     def __init__(
         self, engine: StorageEngine, consensus: Consensus, settings: dict[str, Any] | None = None
@@ -37,10 +48,15 @@ class MvccTransactionManager(TransactionManager):
         self._engine = engine
         self._consensus = consensus
         self._lock = threading.Lock()
-        self._seq = 0  # number of commits so far
-        # (commit seq, keys written) for commits a live read-write snapshot predates
+        self._settled = threading.Condition(self._lock)
+        self._seq = 0  # commits ordered so far
+        self._applied = 0  # commits storage has applied (a prefix): what a snapshot sees
+        # (commit seq, keys written) for commits a live snapshot may predate
         self._recent: deque[tuple[int, Collection[bytes]]] = deque()
+        # commit seq -> writes, for commits queued but not yet applied
+        self._queued: dict[int, Mapping[bytes, bytes | None]] = {}
         self._active: dict[int, int] = {}  # snapshot seq -> live read-write transactions
+        self._failed: BaseException | None = None
         self._closed = False
 
     @classmethod
@@ -56,30 +72,79 @@ class MvccTransactionManager(TransactionManager):
 
     def apply(self, batch: Mapping[bytes, bytes | None]) -> None:
         with self._lock:
-            if self._closed:
-                raise InterfaceError("the database is closed")
-            self._consensus.apply(batch, durable=True)
-            self._seq += 1
-            if self._active:
-                self._recent.append((self._seq, batch.keys()))
+            settle = self._queue_locked(batch)
+        settle()
 
     def apply_if(
         self, key: bytes, expected: bytes | None, batch: Mapping[bytes, bytes | None]
     ) -> bool:
         with self._lock:
-            if self._closed:
-                raise InterfaceError("the database is closed")
-            if self._engine.get(key) != expected:
+            self._check_open_locked()
+            if self._latest_locked(key) != expected:
                 return False
-            self._consensus.apply(batch, durable=True)
-            self._seq += 1
-            if self._active:
-                self._recent.append((self._seq, batch.keys()))
-            return True
+            settle = self._queue_locked(batch)
+        settle()
+        return True
 
     def close(self) -> None:
+        """Refuse new commits and wait for the queued ones to reach storage."""
         with self._lock:
             self._closed = True
+            while self._queued:
+                self._settled.wait()
+
+    # -- the commit pipeline ----------------------------------------------------------------
+
+    def _check_open_locked(self) -> None:
+        if self._closed:
+            raise InterfaceError("the database is closed")
+        if self._failed is not None:
+            raise StorageError(
+                f"an earlier commit failed to reach storage ({self._failed}); nothing is "
+                "committed after it -- reopen the database"
+            )
+
+    def _latest_locked(self, key: bytes) -> bytes | None:
+        """The latest committed value of ``key``, counting commits not yet applied."""
+        for writes in reversed(self._queued.values()):
+            if key in writes:
+                return writes[key]
+        return self._engine.get(key)
+
+    def _queue_locked(self, writes: Mapping[bytes, bytes | None]) -> Callable[[], None]:
+        """Number ``writes`` as the next commit and queue it; return what waits for it."""
+        self._check_open_locked()
+        wait = self._consensus.submit(writes, durable=True)  # raises: nothing was queued
+        self._seq = seq = self._seq + 1
+        self._queued[seq] = writes
+        self._recent.append((seq, writes.keys()))
+        return partial(self._settle, seq, wait)
+
+    def _settle(self, seq: int, wait: Callable[[], None]) -> None:
+        """Wait (without the lock) until storage applied commit ``seq``, then publish it."""
+        try:
+            wait()
+        except BaseException as err:
+            with self._lock:
+                # the queue behind it fails too: stop committing rather than build on it
+                self._failed = self._failed or err
+                self._forget_locked(seq)
+            raise
+        with self._lock:
+            self._applied = max(self._applied, seq)
+            self._forget_locked(seq)
+
+    def _forget_locked(self, seq: int) -> None:
+        del self._queued[seq]
+        self._settled.notify_all()
+        self._prune_locked()
+
+    def _prune_locked(self) -> None:
+        """Drop write sets that every live snapshot already includes."""
+        oldest = min(self._active, default=self._applied)
+        recent = self._recent
+        while recent and recent[0][0] <= oldest:
+            recent.popleft()
 
     # -- used by MvccTransaction ----------------------------------------------------------
 
@@ -87,17 +152,25 @@ class MvccTransactionManager(TransactionManager):
         with self._lock:
             if self._closed:
                 raise InterfaceError("the database is closed")
-            snapshot = self._engine.snapshot()
-            tx._start = self._seq
             if not tx.readonly:
-                self._active[self._seq] = self._active.get(self._seq, 0) + 1
+                # A writer waits for the commits already queued: a snapshot without them
+                # would be doomed to conflict on any key they wrote. (After a failed
+                # commit nothing will be applied; reads go on, commits are refused.)
+                queued = self._seq
+                while self._applied < queued and self._failed is None:
+                    self._settled.wait()
+            # Storage holds at least the first ``_applied`` commits; a commit it applied
+            # since counts as concurrent (checked at commit), never as seen-and-skipped.
+            snapshot = self._engine.snapshot()
+            tx._start = start = self._applied
+            if not tx.readonly:
+                self._active[start] = self._active.get(start, 0) + 1
         return snapshot
 
     def _commit(self, tx: MvccTransaction) -> None:
         writes = tx._writes
         with self._lock:
-            if self._closed:
-                raise InterfaceError("the database is closed")
+            self._check_open_locked()
             if tx._start >= 0 and self._seq != tx._start:
                 checked = writes.keys() | tx._for_update if tx._for_update else writes.keys()
                 for seq, keys in reversed(self._recent):
@@ -111,13 +184,11 @@ class MvccTransactionManager(TransactionManager):
                             "applied, retry the transaction"
                         )
             if tx._derive is not None:
-                derived = tx._derive(self._engine.get)
+                derived = tx._derive(self._latest_locked)
                 if derived:
                     writes = {**writes, **derived}
-            self._consensus.apply(writes, durable=True)
-            self._seq += 1
-            if self._active:
-                self._recent.append((self._seq, writes.keys()))
+            settle = self._queue_locked(writes)
+        settle()
 
     def _finish(self, tx: MvccTransaction) -> None:
         if tx._snapshot is None:
@@ -132,10 +203,7 @@ class MvccTransactionManager(TransactionManager):
                 self._active[tx._start] = left
             else:
                 del self._active[tx._start]
-            oldest = min(self._active, default=None)
-            recent = self._recent
-            while recent and (oldest is None or recent[0][0] <= oldest):
-                recent.popleft()
+            self._prune_locked()
 
 
 class MvccTransaction(Transaction):

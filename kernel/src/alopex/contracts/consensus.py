@@ -17,10 +17,20 @@ class Consensus(ABC):
     def apply(self, batch: WriteBatch, *, durable: bool) -> None:
         """Return once ``batch`` is committed by the group and applied to local storage.
 
-        Called with the transaction manager's commit lock held, so batches arrive in
-        commit order. Raises ``AlopexError`` if the group cannot commit it (then nothing
+        Called in commit order (``submit`` is the two-step form the transaction manager
+        uses). Raises ``AlopexError`` if the group cannot commit it (then nothing
         of the batch is applied).
         """
+
+    def submit(self, batch: WriteBatch, *, durable: bool) -> Callable[[], None]:
+        """``apply`` in two steps: queue ``batch`` in commit order, then wait for it.
+
+        Called under the commit lock; the returned waiter is called once, outside it, and
+        returns or raises as ``apply`` would (see ``StorageEngine.submit``). The default
+        applies at once.
+        """
+        self.apply(batch, durable=durable)
+        return _applied
 
     def close(self) -> None:
         """Leave the group and release resources."""
@@ -28,6 +38,10 @@ class Consensus(ABC):
     def status(self) -> dict[str, Any]:
         """Role, term, members... for ``alopex info``."""
         return {}
+
+
+def _applied() -> None:
+    """The waiter of a batch that is already applied."""
 
 
 ConsensusFactory = Callable[["StorageEngine", dict[str, Any]], Consensus]

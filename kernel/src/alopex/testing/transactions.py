@@ -218,7 +218,24 @@ class TransactionSuite:
 
                 conflicts[n] += retry(db, move)
 
-        self._run_threads(transfers)
+        # Every snapshot taken while transfers commit holds the total (commits are
+        # applied whole and in order, even when storage groups them).
+        audits: list[int] = []
+        stop = threading.Event()
+
+        def audit() -> None:
+            while not stop.is_set():
+                with db.transaction(readonly=True) as tx:
+                    audits.append(sum(int(v) for _, v in tx.scan(prefix=b"acct/")))
+
+        auditor = threading.Thread(target=audit)
+        auditor.start()
+        try:
+            self._run_threads(transfers)
+        finally:
+            stop.set()
+            auditor.join()
+        assert audits and set(audits) == {accounts * 1000}
         balances = [int(v) for _, v in db.scan(prefix=b"acct/")]
         assert len(balances) == accounts
         assert sum(balances) == accounts * 1000

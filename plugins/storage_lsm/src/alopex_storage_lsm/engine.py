@@ -20,7 +20,7 @@ import contextlib
 import os
 import threading
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from operator import itemgetter
 from pathlib import Path
@@ -252,7 +252,15 @@ class LsmEngine(StorageEngine):
     # -- writing ------------------------------------------------------------------------
 
     def write(self, batch: WriteBatch, *, durable: bool) -> None:
+        self.submit(batch, durable=durable)()
+
+    def submit(self, batch: WriteBatch, *, durable: bool) -> Callable[[], None]:
         writer = _Writer(batch if type(batch) is dict else dict(batch), durable)
+        self._enqueue(writer)
+        return partial(self._wait, writer)
+
+    def _wait(self, writer: _Writer) -> None:
+        """Lead ``writer``'s group, or wait until another leader wrote it."""
         group = self._lead(writer)
         if group is None:
             if writer.error is not None:
@@ -268,15 +276,19 @@ class LsmEngine(StorageEngine):
         if writer.error is not None:
             raise writer.error
 
-    def _lead(self, writer: _Writer) -> list[_Writer] | None:
-        """Queue ``writer``; return the group it leads, or None once another leader did
-        its work. A ``batch`` of None (a flush) is always a group of its own."""
-        cond = self._queue_cond
-        with cond:
+    def _enqueue(self, writer: _Writer) -> None:
+        with self._queue_cond:
             if self._closed:
                 raise StorageError("the lsm engine is closed")
+            self._queue.append(writer)
+
+    def _lead(self, writer: _Writer) -> list[_Writer] | None:
+        """Wait until queued ``writer`` heads the queue; return the group it leads, or None
+        once another leader did its work. A ``batch`` of None (a flush) is always a group
+        of its own. Every writer queued before this one is led first, in order."""
+        cond = self._queue_cond
+        with cond:
             queue = self._queue
-            queue.append(writer)
             while not writer.done and queue[0] is not writer:
                 cond.wait()
             if writer.done:
@@ -685,6 +697,7 @@ class LsmEngine(StorageEngine):
         # As a leader of the write queue: no batch is between its WAL write and its
         # memtable apply while the WAL file changes.
         marker = _Writer(None, False)
+        self._enqueue(marker)
         if self._lead(marker) is not None:
             try:
                 with self._lock:
