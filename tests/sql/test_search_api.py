@@ -115,3 +115,89 @@ def test_api_errors_are_clear(docs: alopex.Connection) -> None:
         docs.table("docs").search(np.ones(DIM + 1)).to_list()
     with pytest.raises(alopex.ProgrammingError, match="at least 1"):
         docs.table("docs").search(np.ones(DIM)).limit(0)
+
+
+def test_indexed_search_sees_own_writes_and_follows_commits(
+    docs: alopex.Connection, vectors: np.ndarray
+) -> None:
+    """The planned index lookup must answer as SQL would: this transaction's own writes
+    ranked exactly, committed changes caught up, rolled-back ones gone."""
+    docs.execute("CREATE INDEX ix ON docs USING HNSW (e) WITH (provider='flat')")
+    docs.commit()
+    table, query = docs.table("docs"), vectors[7] + 0.1
+
+    def found() -> list[int]:
+        return [r["id"] for r in table.search(query).select(["id"]).limit(3).to_list()]
+
+    assert found() == nearest(vectors, query)[:3]
+    docs.execute("INSERT INTO docs VALUES (100, 'en', ?)", (query,))
+    docs.execute("DELETE FROM docs WHERE id = 7")
+    mine = found()  # uncommitted: 100 is nearest, 7 is gone
+    assert mine[0] == 100 and 7 not in mine
+    docs.rollback()
+    assert found() == nearest(vectors, query)[:3]
+    docs.execute("INSERT INTO docs VALUES (100, 'en', ?)", (query,))
+    docs.commit()
+    assert found()[0] == 100
+    other = docs.table("docs").search(query).limit(1).to_list()[0]
+    assert other["id"] == 100 and other["_distance"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_search_follows_index_and_schema_changes(
+    docs: alopex.Connection, vectors: np.ndarray
+) -> None:
+    """A table handle keeps its plans across searches; DDL must still change the answer."""
+    table, query = docs.table("docs"), vectors[3] + 0.2
+    before = table.search(query).select(["id"]).limit(4).to_list()  # planned with no index
+    docs.execute("CREATE INDEX ix ON docs USING HNSW (e) WITH (provider='flat', metric='l2')")
+    docs.commit()
+    by_l2 = table.search(query).select(["id"]).limit(4).to_list()
+    distances = np.linalg.norm(vectors - query, axis=1)  # the index's metric now
+    assert [r["id"] for r in by_l2] == [int(n) for n in np.argsort(distances)[:4]]
+    assert [r["_distance"] for r in by_l2] == pytest.approx(np.sort(distances)[:4], rel=1e-4)
+    docs.execute("DROP INDEX ix")
+    docs.commit()
+    assert table.search(query).select(["id"]).limit(4).to_list() == before  # cosine again
+
+
+def test_an_autocommit_search_leaves_no_transaction_open(
+    docs: alopex.Connection, vectors: np.ndarray
+) -> None:
+    docs.execute("CREATE INDEX ix ON docs USING HNSW (e) WITH (provider='flat')")
+    docs.commit()
+    docs.autocommit = True
+    assert docs.table("docs").search(vectors[2]).select(["id"]).limit(1).to_list()[0]["id"] == 2
+    assert not docs.in_transaction
+
+
+def test_a_statement_run_before_create_index_then_uses_the_index(
+    docs: alopex.Connection, vectors: np.ndarray
+) -> None:
+    """Plans are per catalog version: a top-k statement first run without an index takes
+    the index lookup (a fast-path result, rows without an Arrow relation) once it exists."""
+    sql = "SELECT id FROM docs ORDER BY vector_similarity(e, ?) DESC LIMIT 3"
+    session = docs._sql()
+    assert session.execute(sql, (vectors[5],)).rows is None  # no index: the executor
+    docs.execute("CREATE INDEX ix ON docs USING HNSW (e) WITH (provider='flat')")
+    docs.commit()
+    session.execute(sql, (vectors[5],))  # plans again at the new catalog version
+    planned = session.execute(sql, (vectors[5],))
+    assert planned.rows is not None and planned.rows[0] == (5,)
+
+
+@pytest.mark.parametrize("provider", ["flat", "hnswlib"])
+def test_non_finite_queries_are_errors_and_huge_ones_are_not(
+    docs: alopex.Connection, vectors: np.ndarray, provider: str
+) -> None:
+    docs.execute(f"CREATE INDEX ix ON docs USING HNSW (e) WITH (provider='{provider}')")
+    docs.commit()
+    sql = "SELECT id FROM docs ORDER BY vector_similarity(e, ?) DESC LIMIT 3"
+    for bad in (np.nan, np.inf, -np.inf):
+        query = vectors[4].copy()
+        query[2] = bad
+        with pytest.raises(alopex.DataError, match="finite"):
+            docs.table("docs").search(query).to_list()
+        with pytest.raises(alopex.DataError, match="finite"):
+            docs.execute(sql, (query,))
+    huge = vectors[4] * np.float32(1e30)  # finite, though its squared norm is not
+    assert len(docs.table("docs").search(huge).limit(3).to_list()) == 3

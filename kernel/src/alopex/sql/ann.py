@@ -248,13 +248,15 @@ class AnnIndexes:
         is not in memory (``progress`` follows a build)."""
         if wanted is None:
             wanted = log_count(tx.read(counter_key(index.id)))
-        with self.lock:
-            live = self.live.get(index.id)
-            if live is None:
-                live = self._load(table, index, wanted) or self.build(
-                    tx, table, index, columns(), progress
-                )
-                self.live[index.id] = live
+        live = self.live.get(index.id)  # entries change only under the lock
+        if live is None:
+            with self.lock:
+                live = self.live.get(index.id)
+                if live is None:
+                    live = self._load(table, index, wanted) or self.build(
+                        tx, table, index, columns(), progress
+                    )
+                    self.live[index.id] = live
         with live.lock:
             if live.position > wanted:
                 return None  # built or caught up past this (older) snapshot

@@ -50,9 +50,26 @@ class NearestLookup:
     limit: int
     outputs: tuple[int, ...]  # column positions; -1 is the score
     names: list[str]
+    # derived once, not per query
+    key: int = attrs.field(init=False)  # the row-id column's position, or -2 (hidden rowid)
+    dim: int = attrs.field(init=False)
+    counter: bytes = attrs.field(init=False)  # the index's change-log counter key
+    types: list[pa.DataType] = attrs.field(init=False)
 
-    @property
-    def types(self) -> list[pa.DataType]:
+    @key.default
+    def _key(self) -> int:
+        return self.table.primary_key[0] if self.table.primary_key else -2
+
+    @dim.default
+    def _dim(self) -> int:
+        return self.table.columns[self.column].type.dim or 0
+
+    @counter.default
+    def _counter(self) -> bytes:
+        return ann.counter_key(self.index.id)
+
+    @types.default
+    def _types(self) -> list[pa.DataType]:
         return [pa.float64() if p < 0 else self.table.columns[p].type.arrow for p in self.outputs]
 
     @classmethod
@@ -68,6 +85,8 @@ class NearestLookup:
         table = catalog.tables.get(from_.this.name.lower())
         count = limit.expression if limit.expression is not None else limit.this
         if table is None or not (isinstance(count, exp.Literal) and count.is_int):
+            return None
+        if int(count.name) < 1:  # LIMIT 0: nothing to search for
             return None
         ordered = order.expressions[0]
         call = _aliased(ordered.this, node)
@@ -132,22 +151,23 @@ class NearestLookup:
         self, session: Session, tx: MvccTransaction, params: Params
     ) -> list[tuple[Any, ...]] | None:
         """The rows, or None when the general path must answer."""
-        if session._ddl_in_tx:
+        if session._ddl_in_tx or isinstance(params, Mapping) or self.table.id in session.written:
             return None
         raw_version = session.read_fixed(tx, VERSION_KEY)
         if (int(raw_version) if raw_version else 0) != self.version:
             return None
-        if isinstance(params, Mapping) or self.table.id in session.written or self.limit < 1:
-            return None
-        dim = self.table.columns[self.column].type.dim
         try:
             query = np.asarray(params[self.parameter], dtype=np.float32)
         except (TypeError, ValueError):
             return None
-        if query.shape != (dim,) or not np.isfinite(query).all():
+        if query.shape != (self.dim,):
             return None  # the general path says what is wrong
+        # query · query is finite unless a value is NaN or infinite (or so huge that the
+        # square overflows): one BLAS call, a fifth of isfinite().all(), which then decides
+        if not math.isfinite(query.dot(query)) and not np.isfinite(query).all():
+            return None
         state = session.state
-        wanted = ann.log_count(session.read_fixed(tx, ann.counter_key(self.index.id)))
+        wanted = ann.log_count(session.read_fixed(tx, self.counter))
         live = state.ann.searchable(
             tx, self.table, self.index, lambda: state.columns.read(tx, self.table, None)[0], wanted
         )
@@ -157,17 +177,16 @@ class NearestLookup:
             query.reshape(1, -1), self.limit, params=session.search_params or None
         )
         # Ten ids and distances: plain Python beats NumPy calls on arrays this small.
-        ids, scores = found[0].tolist(), self._scores(distances[0].tolist())
+        ids = found[0].tolist()
         if ids and ids[-1] < 0:  # fewer rows than the limit
-            kept = sum(1 for i in ids if i >= 0)
-            ids, scores = ids[:kept], scores[:kept]
-        key_column = self.table.primary_key[0] if self.table.primary_key else -2
-        if all(p in (-1, key_column) for p in self.outputs):  # no row needs reading
+            ids = ids[: sum(1 for i in ids if i >= 0)]
+        if self.outputs == (self.key,):
+            return [(i,) for i in ids]
+        scores = self._scores(distances[0].tolist()[: len(ids)])
+        if self.outputs == (self.key, -1):
+            return list(zip(ids, scores, strict=True))
+        if all(p in (-1, self.key) for p in self.outputs):  # no row needs reading
             pairs = zip(ids, scores, strict=True)
-            if self.outputs == (key_column,):
-                return [(i,) for i in ids]
-            if self.outputs == (key_column, -1):
-                return list(pairs)
             return [tuple(s if p < 0 else i for p in self.outputs) for i, s in pairs]
         keys = [ann.row_key(self.table, i) for i in ids]
         rows = decode_rows([raw for raw in tx.read_many(keys) if raw is not None])

@@ -341,8 +341,9 @@ class Session:
         # table id -> the (row keys, rows) its statements inserted, in order; None once
         # anything else wrote the table (the commit then cannot append to its mirror)
         self.appended: dict[int, list[tuple[list[bytes], list[list[Any]]]] | None] = {}
-        # parsed statement id -> (statement, its point-lookup plan or None)
-        self._plans: dict[int, tuple[Any, PointLookup | NearestLookup | None]] = {}
+        # parsed statement id -> (statement, its fast-path plan or None, the catalog
+        # version it was planned at: DDL can make or unmake a plan, so it plans again)
+        self._plans: dict[int, tuple[Any, PointLookup | NearestLookup | None, int]] = {}
         # what this session's transaction read of keys it never writes before commit
         self._fixed: tuple[MvccTransaction | None, dict[bytes, bytes | None]] = (None, {})
 
@@ -500,12 +501,19 @@ class Session:
         plan = cached[1]
         if isinstance(params, Mapping) or len(params) != statement.meta.get("placeholders", 0):
             return None  # the general path names what is wrong with the parameters
+        rows = self.run_plan(plan, params)
+        return None if rows is None else Result(rows=rows, names=plan.names, types=plan.types)
+
+    def run_plan(
+        self, plan: PointLookup | NearestLookup, params: Params
+    ) -> list[tuple[Any, ...]] | None:
+        """A fast-path plan's rows, as its statement would return them, or None when the
+        plan declines (then the statement must run). The search API calls this directly:
+        it knows its plan, so it skips finding one by the statement's text."""
         rows = plan.run(self, self._transaction(), params)
-        if rows is None:
-            return None
-        if self.autocommit and not self.explicit:
+        if rows is not None and self.autocommit and not self.explicit:
             self.commit()
-        return Result(rows=rows, names=plan.names, types=plan.types)
+        return rows
 
     def executemany(self, sql: str, seq_of_params: Any) -> int:
         """Run ``sql`` once per parameter set; plain ``INSERT ... VALUES (?, ...)``
@@ -572,8 +580,6 @@ class Session:
                 f"the statement uses {expected} parameters, but {len(params)} were supplied"
             )
         tx = self._transaction()
-        cached = self._plans.get(id(statement))
-        planned = cached is not None and cached[0] is statement
         # DML hands its writes to the transaction only once it has succeeded; DDL writes
         # as it goes, so keep what to restore if it fails.
         ddl_statement = isinstance(statement, _DDL)
@@ -583,6 +589,10 @@ class Session:
         try:
             ctx = Context(self, tx, self._load_catalog(tx), params)
             result = None
+            cached = self._plans.get(id(statement))
+            planned = (
+                cached is not None and cached[0] is statement and cached[2] == ctx.catalog.version
+            )
             if not planned and isinstance(statement, exp.Select):
                 plan = self._plan_point_lookup(statement, ctx.catalog)
                 rows = plan.run(self, tx, params) if plan is not None else None
@@ -609,7 +619,7 @@ class Session:
         plan: PointLookup | NearestLookup | None = PointLookup.build(statement, catalog)
         if plan is None:
             plan = NearestLookup.build(statement, catalog)
-        self._plans[id(statement)] = (statement, plan)
+        self._plans[id(statement)] = (statement, plan, catalog.version)
         return plan
 
     def _dispatch(self, statement: Any, ctx: Context) -> Result:
