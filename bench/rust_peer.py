@@ -190,11 +190,11 @@ except Exception as err:
 search = db.search_hnsw
 for ef in a["efs"] if out["rows"] else []:
     try:
-        for q in queries[:WARMUP]:
-            search(NAME, q, K, ef)
         answers, best = [], 0.0
         t_start = time.perf_counter()
         for p in range(MAX_PASSES):
+            for q in queries[:WARMUP]:
+                search(NAME, q, K, ef)
             got = []
             gc.collect()
             t0 = time.perf_counter()
@@ -416,8 +416,9 @@ def run_rust_hnsw(
 ) -> dict[str, Any]:
     """Build an HNSW index of the rows in ``vectors`` (a .npy file, row ``i`` keyed
     ``b"%d" % i``, inserted in row order) and time single queries from ``queries`` at each
-    ``ef`` in ``efs`` (after ``warmup`` untimed queries; the best of up to ``max_passes``
-    passes over the queries while they take under ``pass_seconds`` in all).
+    ``ef`` in ``efs`` by vector.py's rule for one system: the best of up to ``max_passes``
+    passes over the queries, each after ``warmup`` untimed queries, while the passes so far
+    took under ``pass_seconds``).
 
     Returns ``rows`` (how many rows the build managed in ``build_seconds``, default
     ``max_seconds``: a prefix of the file), ``build`` seconds, ``sweep`` (str(ef) ->

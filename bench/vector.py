@@ -11,9 +11,11 @@ the same way; unit length for cosine) goes into each system, and then:
   M=16 and ef_construction=200, on every core the library can use;
 - ef sweep: for each ``--ef``, recall@10 against the exact top-10 (NumPy, outside every
   timed section) and single-query QPS (one query per call, from a Python loop, for every
-  system alike). Alopex is measured through SQL (``ORDER BY vector_similarity(e, ?) DESC
-  LIMIT 10``) and through its Python API (``db.table("docs").search(q)``) on one index;
-  NumPy brute force has no ef and is measured once;
+  system alike; the systems' passes over the queries interleaved and the best pass of
+  each counted, see PASS_SECONDS). Alopex is measured through SQL (``ORDER BY
+  vector_similarity(e, ?) DESC LIMIT 10``) and through its Python API
+  (``db.table("docs").search(q)``) on one index; NumPy brute force has no ef and is
+  measured once, with the first ef;
 - filtered search: ``WHERE tag < T`` keeping 10%, 1% and 0.1% of the rows, recall against
   the exact top-10 of the rows kept, and QPS.
 
@@ -56,6 +58,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -97,10 +100,15 @@ TAG_LEVELS = 1000  # tags 0..999, each on 1/1000 of the rows: tag < T keeps T/10
 CHUNK = 10_000  # rows per insert / add call; the hard guard can fire between chunks
 TRUTH_CHUNK = 20_000  # rows per block of the exact ground-truth scan
 CHECK_EVERY = 20  # queries between soft-guard checks
-WARMUP = 5  # untimed queries before each timed loop (caches, lazy set-up)
-# 200 queries at 5,000/s are a 40 ms window, which this shared machine's noise swamps: the
-# query set is run again while the passes so far took under PASS_SECONDS (at most
-# MAX_PASSES), and the best pass counts, as sql.py keeps the best of its runs.
+WARMUP = 5  # untimed queries before each timed pass (caches, lazy set-up)
+# 200 queries at 5,000/s are a 40 ms window, which this shared machine's noise swamps (one
+# system measured after another moved API/hnswlib from 0.74 to 0.95 between runs). So the
+# systems of one workload (an ef, a filter) take turns: one pass over the queries each, in
+# an order that rotates every round (A B C, B C A, ...), so that a noisy second falls on
+# all of them alike. Rounds go on while the rounds so far took under PASS_SECONDS per
+# system, at most MAX_PASSES; each system's best (fastest) pass counts, since noise only
+# ever adds time (as sql.py keeps the best of its runs). The Rust package, in its own
+# process, runs its passes by the same rule.
 PASS_SECONDS = 1.0
 MAX_PASSES = 5
 # A build is one C call per CHUNK rows that no soft guard can stop, and 100k x 384 takes
@@ -285,34 +293,67 @@ def _error(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[0] if text else ''}"[:300]
 
 
-def timed_queries(
-    run: Callable[[np.ndarray], Any], queries: np.ndarray, max_seconds: float
-) -> tuple[float, list[Any]]:
-    """(queries/s of the best pass, the first pass's raw answers) of ``run`` called once
-    per query: the loop every system shares, after WARMUP untimed queries. The first pass
-    stops starting queries once it has used ``max_seconds``; more passes run only while
-    all passes took under PASS_SECONDS."""
-    for q in queries[:WARMUP]:
-        run(q)
-    answers: list[Any] = []
-    best = 0.0
-    t_start = time.perf_counter()
-    for n in range(MAX_PASSES):
+@dataclass
+class Runner:
+    """One system's per-query function in one workload, and what its passes measured."""
+
+    peer: Peer
+    surface: str  # the result name
+    workload: str  # "ef 32", "filter 1%": the key of its marks and errors
+    ef: int | None  # the ef it searches at (None: exact)
+    make: Callable[[], Callable[[np.ndarray], Any]]  # untimed set-up of the query function
+    run: Callable[[np.ndarray], Any] | None = None
+    qps: float = 0.0  # of the best pass
+    answers: list[Any] = field(default_factory=list)  # of the first pass
+    passes: int = 0
+    total: int = 0  # queries per pass
+    error: str | None = None
+
+    @property
+    def cut_short(self) -> bool:
+        """The first pass stopped early (--max-seconds): no more passes."""
+        return bool(self.passes) and len(self.answers) < self.total
+
+    def timed_pass(self, queries: np.ndarray, max_seconds: float | None) -> None:
+        """WARMUP untimed queries, then one timed pass over ``queries``, one call each;
+        with ``max_seconds`` (the first pass) it stops starting queries after that."""
+        if self.run is None:
+            self.run = self.make()
+        run = self.run
+        for q in queries[:WARMUP]:
+            run(q)
         got: list[Any] = []
         append = got.append
         gc.collect()
         t0 = time.perf_counter()
         for start in range(0, len(queries), CHECK_EVERY):
-            if start and not n and time.perf_counter() - t0 > max_seconds:
+            if start and max_seconds is not None and time.perf_counter() - t0 > max_seconds:
                 break
             for q in queries[start : start + CHECK_EVERY]:
                 append(run(q))
-        best = max(best, len(got) / (time.perf_counter() - t0))
-        if not n:
-            answers = got
-        if len(got) < len(queries) or time.perf_counter() - t_start >= PASS_SECONDS:
+        self.qps = max(self.qps, len(got) / (time.perf_counter() - t0))
+        if not self.passes:
+            self.answers, self.total = got, len(queries)
+        self.passes += 1
+
+
+def interleaved(runners: list[Runner], queries: np.ndarray, spec: Spec) -> None:
+    """Timed passes of every runner over ``queries``, taking turns in a rotating order
+    (see PASS_SECONDS). A runner that fails, or whose first pass hit --max-seconds, runs
+    no more passes; each pass has the hard limit of a whole workload."""
+    hard = spec.max_seconds * HARD_FACTOR
+    t_start = time.perf_counter()
+    for n in range(MAX_PASSES):
+        active = [r for r in runners if r.error is None and not r.cut_short]
+        if not active or time.perf_counter() - t_start >= PASS_SECONDS * len(runners):
             break
-    return best, answers
+        turn = n % len(active)
+        for runner in active[turn:] + active[:turn]:
+            try:
+                with hard_limit(hard):
+                    runner.timed_pass(queries, spec.max_seconds if n == 0 else None)
+            except (Exception, WorkloadTimeout) as err:
+                runner.error = _error(err)
 
 
 # -- in-process systems ---------------------------------------------------------------------
@@ -621,15 +662,16 @@ class NumpyPeer(Peer):
         return lambda q: kept[run(q)]
 
 
-def measure(peer: Peer, data: Data, spec: Spec, workdir: Path) -> dict[str, Outcome]:
-    """Load (if any), build, the ef sweep and the filtered searches, in this order; a
-    failing workload is recorded and only the ones that need it are skipped."""
-    outs = {surface: Outcome() for surface in peer.surfaces}
-    main = outs[peer.surfaces[0]]
+def measure(peers: list[Peer], data: Data, spec: Spec, workdir: Path) -> dict[str, Outcome]:
+    """Each system's load (if any) and build, one system at a time; then the ef sweep and
+    the filtered searches, each workload's query passes interleaved across the systems
+    (see PASS_SECONDS). A failing workload is recorded and only what needs it is skipped."""
+    outs = {surface: Outcome() for peer in peers for surface in peer.surfaces}
     hard = spec.max_seconds * HARD_FACTOR
 
-    def attempt(workload: str, body: Callable[[], None], needs: str | None = None) -> bool:
-        if needs is not None and needs in main.errors:
+    def attempt(peer: Peer, workload: str, body: Callable[[], None], needs: str = "") -> bool:
+        main = outs[peer.surfaces[0]]
+        if needs and needs in main.errors:
             main.errors[workload] = f"skipped: {needs} failed"
             return False
         try:
@@ -640,86 +682,119 @@ def measure(peer: Peer, data: Data, spec: Spec, workdir: Path) -> dict[str, Outc
             return False
         return True
 
-    def load() -> None:
-        gc.collect()
-        t0 = time.perf_counter()
-        peer.load(data)
-        main.load = time.perf_counter() - t0
+    def skip(peer: Peer, failed: str) -> bool:
+        workloads = [f"ef {ef}" for ef in peer.efs(spec)]
+        workloads += [f"filter {percent(s)}" for s in spec.selectivities]
+        for workload in workloads:
+            outs[peer.surfaces[0]].errors[workload] = f"skipped: {failed} failed"
+        return False
 
-    def build() -> None:
-        gc.collect()
-        t0 = time.perf_counter()
-        peer.build(data)
-        if peer.has_index:
-            main.build = time.perf_counter() - t0
-        main.rows = len(data.vectors)
+    def prepare(peer: Peer) -> bool:
+        """Open, load, build and (Alopex) check the plan and the ef mode; False when the
+        system cannot be queried (its workloads are then marked skipped)."""
+        main = outs[peer.surfaces[0]]
 
-    def sweep_point(ef: int | None) -> Callable[[], None]:
-        def body() -> None:
-            peer.set_ef(ef)
-            for surface in peer.surfaces:
-                qps, raw = timed_queries(peer.query(surface), data.queries, spec.max_seconds)
-                ids = [peer.ids(surface, r) for r in raw]
-                outs[surface].sweep[ef] = Point(ef, qps, len(raw), ids=ids)
-                if len(raw) < len(data.queries):
-                    outs[surface].marks[f"ef {ef}"] = (
-                        f"{len(raw)} of {len(data.queries)} queries: --max-seconds hit"
-                    )
+        def load() -> None:
+            gc.collect()
+            t0 = time.perf_counter()
+            peer.load(data)
+            main.load = time.perf_counter() - t0
 
-        return body
+        def build() -> None:
+            gc.collect()
+            t0 = time.perf_counter()
+            peer.build(data)
+            if peer.has_index:
+                main.build = time.perf_counter() - t0
+            main.rows = len(data.vectors)
 
-    def filtered(ef: int | None) -> None:
-        for s in spec.selectivities:
+        def check_plan() -> None:
+            assert isinstance(peer, AlopexPeer)
+            plan = peer.explain(data)
+            if "NEAREST" not in plan:
+                main.notes.append(f"WARNING: the top-k plan does not use the index: {plan}")
 
-            def body(s: float = s) -> None:
-                run = peer.filtered(data, s)
-                qps, raw = timed_queries(run, data.queries, spec.max_seconds)
-                ids = [peer.ids(peer.surfaces[0], r) for r in raw]
-                main.filtered[s] = Point(ef, qps, len(raw), ids=ids)
-                if len(raw) < len(data.queries):
-                    main.marks[f"filter {percent(s)}"] = (
-                        f"{len(raw)} of {len(data.queries)} queries: --max-seconds hit"
-                    )
-
-            attempt(f"filter {percent(s)}", body, needs="build")
-
-    peer.open(workdir)
-    try:
+        if not attempt(peer, "open", lambda: peer.open(workdir)):
+            return skip(peer, "open")
         if peer.has_load:
-            attempt("load", load)
-        attempt("build", build, needs="load" if peer.has_load else None)
-        if isinstance(peer, AlopexPeer) and "build" not in main.errors:
-
-            def check_plan() -> None:
-                plan = peer.explain(data)
-                if "NEAREST" not in plan:
-                    main.notes.append(f"WARNING: the top-k plan does not use the index: {plan}")
-
-            attempt("plan", check_plan)
-            attempt("ef mode", lambda: peer.choose_ef_mode(data), needs="build")
+            attempt(peer, "load", load)
+        if not attempt(peer, "build", build, needs="load" if peer.has_load else ""):
+            return skip(peer, "build")
+        if isinstance(peer, AlopexPeer):
+            attempt(peer, "plan", check_plan)
+            attempt(peer, "ef mode", lambda: peer.choose_ef_mode(data))
             main.ef_mode = peer.mode
             if peer.mode == "recreate":
                 main.notes.append(f"ef_search set by re-creating the index: {peer.why}")
-        sweep_start = time.perf_counter()
-        done_filter = False
-        for ef in peer.efs(spec):
-            if peer.rebuilds_per_ef and time.perf_counter() - sweep_start > spec.max_seconds:
-                main.errors[f"ef {ef}"] = (
-                    "not measured: --max-seconds spent re-creating the index for smaller efs"
-                )
+        return True
+
+    def run(runners: list[Runner], selectivity: float | None = None) -> None:
+        """Interleave ``runners`` and file each one's Point: in the sweep under its ef,
+        else under ``selectivity`` among the filtered ones."""
+        interleaved(runners, data.queries, spec)
+        for r in runners:
+            out = outs[r.surface]
+            if r.error is not None:
+                out.errors[r.workload] = r.error
                 continue
-            if attempt(f"ef {ef}", sweep_point(ef), needs="build") and ef in (None, spec.filter_ef):
-                filtered(ef)
-                done_filter = True
-        if not done_filter and "build" not in main.errors:
-            ef = spec.filter_ef
-            if peer.rebuilds_per_ef:  # no rebuild just for this: the index's current ef
-                ef = getattr(peer, "ef", ef)
-            elif attempt("filter ef", lambda: peer.set_ef(spec.filter_ef)):
-                ef = spec.filter_ef
-            filtered(ef)
+            ids = [r.peer.ids(r.surface, a) for a in r.answers]
+            point = Point(r.ef, r.qps, len(r.answers), ids=ids)
+            if selectivity is None:
+                out.sweep[r.ef] = point
+            else:
+                out.filtered[selectivity] = point
+            if r.cut_short:
+                out.marks[r.workload] = (
+                    f"{len(r.answers)} of {len(data.queries)} queries: --max-seconds hit"
+                )
+
+    ready: list[Peer] = []
+    try:
+        ready = [peer for peer in peers if prepare(peer)]
+        rebuilt: dict[int, float] = {}  # id(peer) -> seconds spent re-creating its index
+        for n, ef in enumerate(spec.efs):
+            runners: list[Runner] = []
+            for peer in ready:
+                if peer.efs(spec) == [None]:  # no ef (NumPy): measured once, with the first
+                    if not n:
+                        runners += [
+                            Runner(peer, x, "ef None", None, partial(peer.query, x))
+                            for x in peer.surfaces
+                        ]
+                    continue
+                workload = f"ef {ef}"
+                if peer.rebuilds_per_ef and rebuilt.get(id(peer), 0.0) > spec.max_seconds:
+                    outs[peer.surfaces[0]].errors[workload] = (
+                        "not measured: --max-seconds spent re-creating the index for smaller efs"
+                    )
+                    continue
+                t0 = time.perf_counter()
+                if attempt(peer, workload, partial(peer.set_ef, ef)):
+                    runners += [
+                        Runner(peer, x, workload, ef, partial(peer.query, x)) for x in peer.surfaces
+                    ]
+                rebuilt[id(peer)] = rebuilt.get(id(peer), 0.0) + time.perf_counter() - t0
+            run(runners)
+        filter_efs: dict[int, int | None] = {}  # id(peer) -> the ef its filtered searches use
+        for peer in ready:
+            if peer.efs(spec) == [None]:
+                filter_efs[id(peer)] = None
+            elif peer.rebuilds_per_ef:  # no rebuild just for the filters: its current ef
+                filter_efs[id(peer)] = getattr(peer, "ef", spec.filter_ef)
+            else:
+                attempt(peer, "filter ef", partial(peer.set_ef, spec.filter_ef))
+                filter_efs[id(peer)] = spec.filter_ef
+        for s in spec.selectivities:
+            workload = f"filter {percent(s)}"
+            filters = [partial(peer.filtered, data, s) for peer in ready]
+            runners = [
+                Runner(peer, peer.surfaces[0], workload, filter_efs[id(peer)], make)
+                for peer, make in zip(ready, filters, strict=True)
+            ]
+            run(runners, s)
     finally:
-        peer.close()
+        for peer in peers:
+            peer.close()
     return outs
 
 
@@ -925,9 +1000,12 @@ def notes(spec: Spec, results: dict[int, dict[str, Outcome]]) -> list[str]:
         f"ef is the search beam width (hnswlib ef, faiss efSearch, Alopex ef_search, the "
         f"Rust ef_search), raised to k={K} by each library. Ratios compare each system at "
         f"the smallest ef where its recall@{K} reaches {RECALL_TARGET:g}.",
-        f"QPS: one query per call from a Python loop, the same loop for every system, "
-        f"after {WARMUP} untimed queries; the best of up to {MAX_PASSES} passes over the "
-        f"queries while they take under {PASS_SECONDS:g} s in all; "
+        f"QPS: one query per call from a Python loop, the same loop for every system; "
+        f"the systems of a workload take turns, one pass over the queries each (after "
+        f"{WARMUP} untimed queries), in an order that rotates each round, for up to "
+        f"{MAX_PASSES} rounds while the rounds take under {PASS_SECONDS:g} s per system; "
+        "each system's best pass counts (the Rust package, in its own process, runs its "
+        "passes by the same rule); "
         "hnswlib and faiss search single queries on one thread, and so does NumPy "
         f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}).",
         f"Build: every index uses M={M}, ef_construction={EF_CONSTRUCTION}; Alopex, hnswlib "
@@ -1276,16 +1354,37 @@ def parse_args(argv: list[str] | None = None) -> tuple[Spec, Path | None]:
     return spec, a.out
 
 
-def run_system(key: str, data: Data, spec: Spec, workdir: Path) -> dict[str, Outcome]:
-    if key == "rust":
-        return {RUST: run_rust(data, spec, workdir)}
-    peer: Peer = {
-        "alopex": lambda: AlopexPeer(spec),
-        "hnswlib": HnswlibPeer,
-        "faiss": FaissPeer,
-        "numpy": NumpyPeer,
-    }[key]()
-    return measure(peer, data, spec, workdir)
+PEERS: dict[str, Callable[[Spec], Peer]] = {
+    "alopex": AlopexPeer,
+    "hnswlib": lambda spec: HnswlibPeer(),
+    "faiss": lambda spec: FaissPeer(),
+    "numpy": lambda spec: NumpyPeer(),
+}
+
+
+def run_dimension(
+    spec: Spec, data: Data, workdir: Path, failures: dict[str, str]
+) -> dict[str, Outcome]:
+    """Every system on one dimension's data: the in-process ones together (their query
+    passes interleaved), then the Rust package in its own process."""
+    per_dim: dict[str, Outcome] = {}
+    in_process = [key for key in spec.systems if key in PEERS]
+    steps: list[tuple[str, Callable[[], dict[str, Outcome]]]] = []
+    if in_process:
+        peers = [PEERS[key](spec) for key in in_process]
+        steps.append((", ".join(in_process), partial(measure, peers, data, spec, workdir)))
+    if "rust" in spec.systems:
+        steps.append(("rust", lambda: {RUST: run_rust(data, spec, workdir)}))
+    for label, body in steps:
+        print(f"  running {label} ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        try:
+            per_dim.update(body())
+        except Exception as err:  # the systems could not even start
+            failures[f"{data.dim}d {label}"] = _error(err)
+        gc.collect()
+        print(f"  {label}: {time.perf_counter() - t0:.1f}s", file=sys.stderr, flush=True)
+    return per_dim
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1303,16 +1402,7 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
                 flush=True,
             )
-            per_dim: dict[str, Outcome] = {}
-            for key in spec.systems:
-                print(f"  running {key} ...", file=sys.stderr, flush=True)
-                t0 = time.perf_counter()
-                try:
-                    per_dim.update(run_system(key, data, spec, Path(tmp)))
-                except Exception as err:  # the system could not even start
-                    failures[f"{dim}d {key}"] = _error(err)
-                gc.collect()
-                print(f"  {key}: {time.perf_counter() - t0:.1f}s", file=sys.stderr, flush=True)
+            per_dim = run_dimension(spec, data, Path(tmp), failures)
             warnings += grade(data, per_dim)
             results[dim] = per_dim
             del data
