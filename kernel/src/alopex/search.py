@@ -196,8 +196,11 @@ class Search:
         # 1.5 us on a ten-row answer, more than the dicts
         if self.query.ndim == 1:
             result = self._result(self.query)
-            names = result_names(result)
-            return [dict(zip(names, row)) for row in result_rows(result)]  # noqa: B905
+            names, rows = result_names(result), result_rows(result)
+            if len(names) == 2:  # a key and the distance, the usual search: literal dicts
+                first, second = names  # are 2.5x faster than dict(zip(...)) per row
+                return [{first: a, second: b} for a, b in rows]
+            return [dict(zip(names, row)) for row in rows]  # noqa: B905
         found: list[dict[str, Any]] = []
         for n, result in enumerate(map(self._result, self.query)):
             names = [*result_names(result), "query_index"]
