@@ -325,3 +325,50 @@ def test_faiss_serves_ivf_and_hnsw(con: alopex.Connection, using: str) -> None:
     for n in (3, 30, 300):
         assert ids(con, TOP, vectors[n]) == exact(con, TOP, vectors[n])
     assert "NEAREST          fx" in plan(con, TOP, vectors[1])
+
+
+def test_concurrent_searches_answer_at_their_own_snapshot(tmp_path: Any) -> None:
+    """Readers share one in-memory index that other readers catch up to newer snapshots
+    while a writer inserts rows right next to the query: every answer through the index
+    must still be the exact ranking of the reader's own snapshot."""
+    import threading
+
+    path = tmp_path / "db"
+    with alopex.connect(path) as con:
+        fill(con)
+    query = np.ones(DIM, np.float32)
+    stop = threading.Event()
+    mismatches: list[tuple[list[int], list[int]]] = []
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        rng = np.random.default_rng(7)
+        with alopex.connect(path) as con:
+            for n in range(ROWS, ROWS + 150):
+                near = query + rng.normal(scale=0.05, size=DIM).astype(np.float32)
+                con.execute("INSERT INTO docs VALUES (?, 'en', ?)", (n, near))
+                con.commit()
+                con.execute("DELETE FROM docs WHERE id = ?", (n - 3,))
+                con.commit()
+        stop.set()
+
+    def read() -> None:
+        try:
+            with alopex.connect(path) as con:
+                con.autocommit = False
+                while not stop.is_set():
+                    through_index = ids(con, TOP, query)
+                    expected = exact(con, TOP, query)
+                    if through_index != expected:
+                        mismatches.append((through_index, expected))
+                    con.commit()
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=write), *(threading.Thread(target=read) for _ in "ab")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert not mismatches, mismatches[:3]

@@ -21,7 +21,7 @@ import os
 import shutil
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -114,7 +114,11 @@ class Live:
 
     index: VectorIndex
     position: int
-    lock: threading.Lock = attrs.field(factory=threading.Lock)
+    #: held to change ``position`` and the index, or to count a search in or out
+    lock: threading.Condition = attrs.field(factory=threading.Condition)
+    #: searches running without the lock (a catch-up waits until there are none:
+    #: providers need not search safely while rows are added)
+    searching: int = 0
 
 
 class AnnIndexes:
@@ -240,14 +244,55 @@ class AnnIndexes:
         table: Table,
         index: Index,
         columns: Callable[[], list[Any]],
-        wanted: int | None = None,
         progress: Callable[[int, int], None] | None = None,
-    ) -> Live | None:
-        """The index caught up to ``tx``'s snapshot (whose log counter is ``wanted``, read
-        here if not given), or None when it is ahead of it. Loads or builds it first if it
-        is not in memory (``progress`` follows a build)."""
+    ) -> bool:
+        """Bring the index to ``tx``'s snapshot (loading or building it first, with
+        ``progress`` following a build); False when it is already past that snapshot."""
+        wanted = log_count(tx.read(counter_key(index.id)))
+        live = self._live(tx, table, index, columns, wanted, progress)
+        with live.lock:
+            return self._at_locked(tx, table, index, live, wanted)
+
+    def search(
+        self,
+        tx: MvccTransaction,
+        table: Table,
+        index: Index,
+        columns: Callable[[], list[Any]],
+        query: np.ndarray,
+        k: int,
+        *,
+        allow: np.ndarray | None = None,
+        params: Mapping[str, Any] | None = None,
+        wanted: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The index's ``search`` as of ``tx``'s snapshot (whose log counter is ``wanted``,
+        read here if not given), or None when the index is past that snapshot."""
         if wanted is None:
             wanted = log_count(tx.read(counter_key(index.id)))
+        live = self._live(tx, table, index, columns, wanted, None)
+        with live.lock:
+            if live.position != wanted and not self._at_locked(tx, table, index, live, wanted):
+                return None
+            live.searching += 1
+        try:
+            return live.index.search(query, k, allow=allow, params=params)
+        finally:
+            with live.lock:
+                live.searching -= 1
+                if not live.searching:
+                    live.lock.notify_all()
+
+    def _live(
+        self,
+        tx: MvccTransaction,
+        table: Table,
+        index: Index,
+        columns: Callable[[], list[Any]],
+        wanted: int,
+        progress: Callable[[int, int], None] | None,
+    ) -> Live:
+        """The index in memory, loaded or built first if it is not."""
         live = self.live.get(index.id)  # entries change only under the lock
         if live is None:
             with self.lock:
@@ -257,12 +302,19 @@ class AnnIndexes:
                         tx, table, index, columns(), progress
                     )
                     self.live[index.id] = live
-        with live.lock:
-            if live.position > wanted:
-                return None  # built or caught up past this (older) snapshot
-            if live.position < wanted:
-                self._catch_up(tx, table, index, live, wanted)
         return live
+
+    def _at_locked(
+        self, tx: MvccTransaction, table: Table, index: Index, live: Live, wanted: int
+    ) -> bool:
+        """Catch ``live`` up to ``wanted`` (under its lock); False if it is past it."""
+        while live.position < wanted and live.searching:
+            live.lock.wait()  # releases the lock: another thread may catch up meanwhile
+        if live.position > wanted:
+            return False  # built or caught up past this (older) snapshot
+        if live.position < wanted:
+            self._catch_up(tx, table, index, live, wanted)
+        return True
 
     def _catch_up(
         self, tx: MvccTransaction, table: Table, index: Index, live: Live, wanted: int

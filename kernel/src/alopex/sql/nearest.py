@@ -168,14 +168,19 @@ class NearestLookup:
             return None
         state = session.state
         wanted = ann.log_count(session.read_fixed(tx, self.counter))
-        live = state.ann.searchable(
-            tx, self.table, self.index, lambda: state.columns.read(tx, self.table, None)[0], wanted
+        searched = state.ann.search(
+            tx,
+            self.table,
+            self.index,
+            lambda: state.columns.read(tx, self.table, None)[0],
+            query.reshape(1, -1),
+            self.limit,
+            params=session.search_params or None,
+            wanted=wanted,
         )
-        if live is None:
+        if searched is None:
             return None
-        found, distances = live.index.search(
-            query.reshape(1, -1), self.limit, params=session.search_params or None
-        )
+        found, distances = searched
         # Ten ids and distances: plain Python beats NumPy calls on arrays this small.
         ids = found[0].tolist()
         if ids and ids[-1] < 0:  # fewer rows than the limit

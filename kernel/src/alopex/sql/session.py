@@ -116,14 +116,17 @@ class Context:
         if table.id in self.session.written:
             return None
         state = self.session.state
-        live = state.ann.searchable(
-            self.tx, table, index, lambda: state.columns.read(self.tx, table, None)[0]
+        searched = state.ann.search(
+            self.tx,
+            table,
+            index,
+            lambda: state.columns.read(self.tx, table, None)[0],
+            query.reshape(1, -1),
+            k,
+            allow=allow,
+            params=self.session.search_params or None,
         )
-        if live is None:
-            return None
-        tuning = self.session.search_params or None
-        ids, _ = live.index.search(query.reshape(1, -1), k, allow=allow, params=tuning)
-        return np.asarray(ids[0])
+        return None if searched is None else np.asarray(searched[0][0])
 
     def scan(self, table: Table, alias: str, request: ScanRequest | None = None) -> Relation:
         return access.scan(
