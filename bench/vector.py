@@ -1020,11 +1020,11 @@ def notes(spec: Spec, results: dict[int, dict[str, Outcome]]) -> list[str]:
         f"docs.search(q).select(['id']).limit({K}).to_list() per query (dicts with a "
         "_distance column). Alopex SQL: cursor.execute(sql, (q,)).fetchall().",
         f"Filtered: WHERE tag < T (tags spread evenly, independent of clusters) at ef "
-        f"{spec.filter_ef} where settable. Alopex's hnswlib provider searches exactly "
-        "(NumPy over the kept vectors) when at most 2,000 rows or under 2% of them pass, so "
-        "1% and 0.1% of 100k rows are exact scans; above that it walks the graph with a "
-        "Python filter callback. hnswlib uses filter= with a Python callable, faiss an "
-        "IDSelectorBatch in C++, NumPy a submatrix selected once, untimed.",
+        f"{spec.filter_ef} where settable. Alopex SQL ranks the kept rows exactly when "
+        "WHERE keeps at most sql.exact_filtered_rows (default 20,000), so 10%, 1% and 0.1% "
+        "of 100k rows are exact here (the WHERE runs over every row each query); above that "
+        "the kept rows go to the index as an allow-set. hnswlib uses filter= with a Python "
+        "callable, faiss an IDSelectorBatch in C++, NumPy a submatrix selected once, untimed.",
         f"Data lives under {tempfile.gettempdir()} (set TMPDIR to bench another disk).",
     ]
     if "recreate" in modes:

@@ -119,6 +119,8 @@ class Live:
     #: searches running without the lock (a catch-up waits until there are none:
     #: providers need not search safely while rows are added)
     searching: int = 0
+    #: catch-ups waiting for the searches to end
+    waiting: int = 0
 
 
 class AnnIndexes:
@@ -280,7 +282,7 @@ class AnnIndexes:
         finally:
             with live.lock:
                 live.searching -= 1
-                if not live.searching:
+                if live.waiting and not live.searching:
                     live.lock.notify_all()
 
     def _live(
@@ -309,7 +311,9 @@ class AnnIndexes:
     ) -> bool:
         """Catch ``live`` up to ``wanted`` (under its lock); False if it is past it."""
         while live.position < wanted and live.searching:
+            live.waiting += 1
             live.lock.wait()  # releases the lock: another thread may catch up meanwhile
+            live.waiting -= 1
         if live.position > wanted:
             return False  # built or caught up past this (older) snapshot
         if live.position < wanted:
