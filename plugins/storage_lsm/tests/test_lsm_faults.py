@@ -286,3 +286,57 @@ def test_a_commit_that_fails_in_storage_stops_later_commits_and_keeps_acked_ones
     ):
         held = dict(db.scan())
     assert held == {k: v for i in range(acked) for k, v in batch(i).items()}
+
+
+INTERRUPTED_CHILD = """
+import os, signal, sys, threading, time
+import alopex
+
+real_fdatasync, slow = os.fdatasync, threading.Event()
+
+def fdatasync(fd):  # a slow disk: the leader's fsync takes 0.6 s
+    if slow.is_set():
+        time.sleep(0.6)
+    return real_fdatasync(fd)
+
+os.fdatasync = fdatasync
+db = alopex.connect(sys.argv[1], config={"storage": {"engine": "lsm", "sync": "full"}})
+db.put(b"x", b"0")
+slow.set()
+leader = threading.Thread(target=db.put, args=(b"a", b"1"))
+leader.start()
+time.sleep(0.1)
+behind = threading.Thread(target=db.put, args=(b"c", b"3"), daemon=True)
+threading.Timer(0.1, behind.start).start()
+main = threading.main_thread().ident
+threading.Timer(0.3, lambda: signal.pthread_kill(main, signal.SIGINT)).start()
+try:
+    db.put(b"b", b"2")  # queued behind the leader when Ctrl-C arrives
+except KeyboardInterrupt:
+    pass
+else:
+    raise AssertionError("the interrupt was lost")
+leader.join()
+behind.join(5)
+assert not behind.is_alive(), "a commit queued behind the interrupted one hangs"
+closer = threading.Thread(target=db.close, daemon=True)
+closer.start()
+closer.join(5)
+assert not closer.is_alive(), "close() hangs"
+print("ok")
+"""
+
+
+def test_an_interrupted_commit_does_not_strand_the_commits_queued_behind_it(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C while a commit waits for another writer's fsync: the commit still settles
+    (writers behind it would otherwise wait for ever), then the interrupt is raised."""
+    proc = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_CHILD, str(tmp_path / "db")],
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == b"ok", proc.stderr.decode()[-2000:]
+    with alopex.connect(tmp_path / "db", config={"storage": {"engine": "lsm"}}) as db:
+        assert db.get(b"x") == b"0" and db.get(b"a") == b"1"

@@ -87,11 +87,10 @@ class MvccTransactionManager(TransactionManager):
         return True
 
     def close(self) -> None:
-        """Refuse new commits and wait for the queued ones to reach storage."""
+        """Refuse new work (storage's own close waits for the commits it has queued)."""
         with self._lock:
             self._closed = True
-            while self._queued:
-                self._settled.wait()
+            self._settled.notify_all()
 
     # -- the commit pipeline ----------------------------------------------------------------
 
@@ -106,8 +105,8 @@ class MvccTransactionManager(TransactionManager):
 
     def _latest_locked(self, key: bytes) -> bytes | None:
         """The latest committed value of ``key``, counting commits not yet applied."""
-        for writes in reversed(self._queued.values()):
-            if key in writes:
+        for seq, writes in reversed(self._queued.items()):
+            if key in writes and seq > self._applied:
                 return writes[key]
         return self._engine.get(key)
 
@@ -121,23 +120,26 @@ class MvccTransactionManager(TransactionManager):
         return partial(self._settle, seq, wait)
 
     def _settle(self, seq: int, wait: Callable[[], None]) -> None:
-        """Wait (without the lock) until storage applied commit ``seq``, then publish it."""
+        """Wait (without the lock) until storage applied commit ``seq``, then publish it.
+
+        If the wait raises -- storage failed, or an interrupt left the outcome unknown --
+        no later commit may build on it: the manager refuses commits until reopened.
+        """
+        failed: BaseException | None = None
         try:
             wait()
         except BaseException as err:
-            with self._lock:
-                # the queue behind it fails too: stop committing rather than build on it
-                self._failed = self._failed or err
-                self._forget_locked(seq)
+            failed = err
             raise
-        with self._lock:
-            self._applied = max(self._applied, seq)
-            self._forget_locked(seq)
-
-    def _forget_locked(self, seq: int) -> None:
-        del self._queued[seq]
-        self._settled.notify_all()
-        self._prune_locked()
+        finally:
+            with self._lock:
+                if failed is None:
+                    self._applied = max(self._applied, seq)
+                elif self._failed is None:
+                    self._failed = failed
+                del self._queued[seq]
+                self._settled.notify_all()
+                self._prune_locked()
 
     def _prune_locked(self) -> None:
         """Drop write sets that every live snapshot already includes."""
@@ -157,8 +159,10 @@ class MvccTransactionManager(TransactionManager):
                 # would be doomed to conflict on any key they wrote. (After a failed
                 # commit nothing will be applied; reads go on, commits are refused.)
                 queued = self._seq
-                while self._applied < queued and self._failed is None:
+                while self._applied < queued and self._failed is None and not self._closed:
                     self._settled.wait()
+                if self._closed:
+                    raise InterfaceError("the database is closed")
             # Storage holds at least the first ``_applied`` commits; a commit it applied
             # since counts as concurrent (checked at commit), never as seen-and-skipped.
             snapshot = self._engine.snapshot()

@@ -274,7 +274,10 @@ class AnnIndexes:
             wanted = log_count(tx.read(counter_key(index.id)))
         live = self._live(tx, table, index, columns, wanted, None)
         with live.lock:
-            if live.position != wanted and not self._at_locked(tx, table, index, live, wanted):
+            if live.position == wanted:
+                if live.waiting:  # a catch-up to a newer snapshot waits for searches to
+                    return None  # end: rank exactly rather than hold it off
+            elif not self._at_locked(tx, table, index, live, wanted):
                 return None
             live.searching += 1
         try:
@@ -312,8 +315,10 @@ class AnnIndexes:
         """Catch ``live`` up to ``wanted`` (under its lock); False if it is past it."""
         while live.position < wanted and live.searching:
             live.waiting += 1
-            live.lock.wait()  # releases the lock: another thread may catch up meanwhile
-            live.waiting -= 1
+            try:
+                live.lock.wait()  # releases the lock: another thread may catch up meanwhile
+            finally:
+                live.waiting -= 1
         if live.position > wanted:
             return False  # built or caught up past this (older) snapshot
         if live.position < wanted:

@@ -260,21 +260,28 @@ class LsmEngine(StorageEngine):
         return partial(self._wait, writer)
 
     def _wait(self, writer: _Writer) -> None:
-        """Lead ``writer``'s group, or wait until another leader wrote it."""
-        group = self._lead(writer)
-        if group is None:
-            if writer.error is not None:
-                raise writer.error
-            return
-        try:
-            self._commit_group(group)
-        except BaseException as err:
-            for member in group:
-                member.error = err
-        finally:
-            self._done(group)
+        """Lead ``writer``'s group, or wait until another leader wrote it. An interrupt
+        (KeyboardInterrupt) while queued does not abandon the batch -- the writers behind
+        it would wait for ever -- and is raised once the batch is settled."""
+        interrupted: BaseException | None = None
+        while True:
+            try:
+                group = self._lead(writer)
+                break
+            except BaseException as err:
+                interrupted = err
+        if group is not None:
+            try:
+                self._commit_group(group)
+            except BaseException as err:
+                for member in group:
+                    member.error = err
+            finally:
+                self._done(group)
         if writer.error is not None:
             raise writer.error
+        if interrupted is not None:
+            raise interrupted
 
     def _enqueue(self, writer: _Writer) -> None:
         with self._queue_cond:
@@ -312,7 +319,10 @@ class LsmEngine(StorageEngine):
     def _commit_group(self, group: list[_Writer]) -> None:
         """Log and apply ``group`` (run by the queue's leader, one at a time)."""
         if self._error is not None:
-            raise StorageError(f"the lsm engine stopped writes after an error: {self._error}")
+            raise StorageError(
+                f"the lsm engine stopped writes after an error ({self._error!r}); "
+                "reopen the database"
+            )
         if self._behind():
             with self._bg:  # flushes or merges are behind: wait rather than pile up
                 while self._behind() and self._error is None:
@@ -335,24 +345,28 @@ class LsmEngine(StorageEngine):
                 if self._sync == "full" and any(member.durable for member in group):
                     os.fdatasync(self._wal_fd)
                     self._wal_syncs += 1
-        except OSError as err:
-            # A record may now be half-written (and a failed fsync cannot be retried):
-            # appending after it would put commits behind garbage. Stop writing; a
-            # reopen drops the torn tail.
+            with self._lock:
+                mem = self._state.mem
+                keep = self._newest_snapshot
+                seq = self._seq
+                for member, record in zip(group, records, strict=True):
+                    seq += 1
+                    mem.apply(seq, member.batch, len(record), keep)  # type: ignore[arg-type]
+                self._seq = seq
+        except BaseException as err:
+            # Records may now be half-written (a failed fsync cannot be retried either), or
+            # written but not applied (an interrupt): appending after them would put
+            # commits behind garbage or reuse their sequence numbers. Stop writing; a
+            # reopen recovers exactly what the log holds.
             self._error = err
+            if not isinstance(err, OSError):
+                raise
             raise StorageError(
                 f"writing the write-ahead log failed ({err}); this batch is not committed "
                 "and the engine accepts no more writes until the database is reopened"
             ) from err
-        with self._lock:
-            mem = self._state.mem
-            keep = self._newest_snapshot
-            seq = self._seq
-            for member, record in zip(group, records, strict=True):
-                seq += 1
-                mem.apply(seq, member.batch, len(record), keep)  # type: ignore[arg-type]
-            self._seq = seq
-            if mem.size >= self._settings.memtable_bytes:
+        if mem.size >= self._settings.memtable_bytes:
+            with self._lock:
                 self._freeze_locked()
 
     def _behind(self) -> bool:
