@@ -6,6 +6,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from alopex.contracts.storage import already_done
+
 if TYPE_CHECKING:
     from alopex.contracts.storage import StorageEngine, WriteBatch
 
@@ -30,7 +32,7 @@ class Consensus(ABC):
         applies at once.
         """
         self.apply(batch, durable=durable)
-        return _applied
+        return already_done
 
     def close(self) -> None:
         """Leave the group and release resources."""
@@ -38,10 +40,6 @@ class Consensus(ABC):
     def status(self) -> dict[str, Any]:
         """Role, term, members... for ``alopex info``."""
         return {}
-
-
-def _applied() -> None:
-    """The waiter of a batch that is already applied."""
 
 
 ConsensusFactory = Callable[["StorageEngine", dict[str, Any]], Consensus]

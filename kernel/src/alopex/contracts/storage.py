@@ -113,7 +113,7 @@ class StorageEngine(StorageReader):
         commit). The default writes at once.
         """
         self.write(batch, durable=durable)
-        return _written
+        return already_done
 
     @abstractmethod
     def snapshot(self) -> Snapshot:
@@ -132,8 +132,8 @@ class StorageEngine(StorageReader):
         """Engine facts for ``alopex info``: sizes, key estimates, engine specifics."""
 
 
-def _written() -> None:
-    """The waiter of a batch that is already written."""
+def already_done() -> None:
+    """The waiter ``submit`` returns for a batch it wrote at once."""
 
 
 StorageFactory = Callable[[StorageOptions], StorageEngine]
