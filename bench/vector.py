@@ -79,6 +79,8 @@ except ImportError:
 
 SQL = "Alopex SQL"
 API = "Alopex Python API"
+SQL_FP16 = "Alopex SQL, faiss fp16"
+API_FP16 = "Alopex Python API, faiss fp16"
 HNSWLIB = f"hnswlib {importlib.metadata.version('hnswlib')}"
 FAISS = f"faiss {faiss.__version__}" if faiss is not None else "faiss"
 NUMPY = "NumPy brute force"
@@ -86,6 +88,7 @@ RUST = f"Rust alopex {RUST_VERSION}"
 # --systems key -> the result names it produces (Alopex: two query surfaces, one index)
 SYSTEMS = {
     "alopex": (SQL, API),
+    "alopex-fp16": (SQL_FP16, API_FP16),
     "hnswlib": (HNSWLIB,),
     "faiss": (FAISS,),
     "numpy": (NUMPY,),
@@ -405,6 +408,7 @@ class AlopexPeer(Peer):
 
     surfaces = (SQL, API)
     has_load = True
+    index_options = "provider='hnswlib'"
 
     @property  # type: ignore[override]
     def rebuilds_per_ef(self) -> bool:
@@ -420,7 +424,7 @@ class AlopexPeer(Peer):
         self.queries: np.ndarray | None = None
 
     def open(self, workdir: Path) -> None:
-        self.path = workdir / "alopex"
+        self.path = workdir / type(self).__name__
         self.con = alopex.connect(self.path, config={"storage": {"engine": "rocks"}})
         self.cur = self.con.cursor()
 
@@ -428,7 +432,7 @@ class AlopexPeer(Peer):
         assert self.cur is not None
         self.cur.execute(
             f"CREATE INDEX ix ON docs USING HNSW (e) WITH (m={M}, "
-            f"ef_construction={EF_CONSTRUCTION}, provider='hnswlib', ef_search={ef_search})"
+            f"ef_construction={EF_CONSTRUCTION}, {self.index_options}, ef_search={ef_search})"
         )
 
     def load(self, data: Data) -> None:
@@ -514,14 +518,14 @@ class AlopexPeer(Peer):
 
     def query(self, surface: str) -> Callable[[np.ndarray], Any]:
         assert self.con is not None and self.cur is not None
-        if surface == SQL:
+        if surface == self.surfaces[0]:
             execute = self.cur.execute
             return lambda q: execute(TOP_K_SQL, (q,)).fetchall()
         docs = self.con.table("docs")  # once, as a user keeps a table handle
         return lambda q: docs.search(q).select(["id"]).limit(K).to_list()
 
     def ids(self, surface: str, raw: Any) -> list[int]:
-        if surface == SQL:
+        if surface == self.surfaces[0]:
             return [row[0] for row in raw]
         return [row["id"] for row in raw]
 
@@ -535,6 +539,14 @@ class AlopexPeer(Peer):
             self.con.close()
         self.con = self.cur = None
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+class AlopexFp16Peer(AlopexPeer):
+    """The same surfaces over the ``faiss`` provider's HNSW graph with float16 nodes
+    (``quantizer='fp16'``): half the bytes per distance, answers re-ranked exactly."""
+
+    surfaces = (SQL_FP16, API_FP16)
+    index_options = "provider='faiss', quantizer='fp16'"
 
 
 class HnswlibPeer(Peer):
@@ -874,8 +886,10 @@ def grade(data: Data, results: dict[str, Outcome]) -> list[str]:
         r = exact.sweep[None].recall or 0.0
         if r < 0.999:
             warnings.append(f"{data.dim}d {NUMPY}: recall {r:.4f} < 1: the truth is not exact?")
-    sql, api = results.get(SQL), results.get(API)
-    if sql is not None and api is not None:
+    for sql_name, api_name in ((SQL, API), (SQL_FP16, API_FP16)):
+        sql, api = results.get(sql_name), results.get(api_name)
+        if sql is None or api is None:
+            continue
         same = total = 0
         for ef, p in sql.sweep.items():
             q = api.sweep.get(ef)
@@ -978,6 +992,11 @@ def ratios(spec: Spec) -> list[Ratio]:
         Ratio("qps", API, RUST, 5.0),
         Ratio("qps", SQL, RUST, 5.0),
         Ratio("build", SQL, HNSWLIB, 1.3, ceiling=True),
+        Ratio("qps", API_FP16, HNSWLIB, 0.85),
+        Ratio("qps", SQL_FP16, HNSWLIB, 0.60),
+        Ratio("qps", API_FP16, RUST, 5.0),
+        Ratio("qps", SQL_FP16, RUST, 5.0),
+        Ratio("build", SQL_FP16, HNSWLIB, 1.3, ceiling=True),
         Ratio("qps", API, FAISS),
         Ratio("qps", API, NUMPY),
         Ratio("qps", HNSWLIB, FAISS),
@@ -985,6 +1004,7 @@ def ratios(spec: Spec) -> list[Ratio]:
     ]
     for s in spec.selectivities:
         out.append(Ratio("filter", SQL, HNSWLIB, selectivity=s))
+        out.append(Ratio("filter", SQL_FP16, HNSWLIB, selectivity=s))
         out.append(Ratio("filter", SQL, NUMPY, selectivity=s))
     return out
 
@@ -1019,6 +1039,11 @@ def notes(spec: Spec, results: dict[int, dict[str, Outcome]]) -> list[str]:
         "Alopex Python API: docs = db.table('docs') once, then "
         f"docs.search(q).select(['id']).limit({K}).to_list() per query (dicts with a "
         "_distance column). Alopex SQL: cursor.execute(sql, (q,)).fetchall().",
+        f"Alopex rows: CREATE INDEX ... USING HNSW (e) WITH (m={M}, "
+        f"ef_construction={EF_CONSTRUCTION}, provider='hnswlib'), the default engine; "
+        "'faiss fp16' rows: the same SQL and API over WITH (..., provider='faiss', "
+        "quantizer='fp16'), faiss's HNSW graph holding float16 vectors (half the bytes "
+        "per distance), every answer re-ranked by exact float32 distance.",
         f"Filtered: WHERE tag < T (tags spread evenly, independent of clusters) at ef "
         f"{spec.filter_ef} where settable. Alopex SQL ranks the kept rows exactly when "
         "WHERE keeps at most sql.exact_filtered_rows (default 20,000), so 10%, 1% and 0.1% "
@@ -1091,7 +1116,7 @@ def report(
                 p = out.sweep.get(ef)
                 key = f"ef {ef}"
                 build = load = ""
-                if i == 0 and name == API:
+                if i == 0 and name in (API, API_FP16):
                     build = "(same index)"
                 elif i == 0:
                     build = mark(dim, name, out, "build", _fmt_s(out.build))
@@ -1356,6 +1381,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Spec, Path | None]:
 
 PEERS: dict[str, Callable[[Spec], Peer]] = {
     "alopex": AlopexPeer,
+    "alopex-fp16": AlopexFp16Peer,
     "hnswlib": lambda spec: HnswlibPeer(),
     "faiss": lambda spec: FaissPeer(),
     "numpy": lambda spec: NumpyPeer(),

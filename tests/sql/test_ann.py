@@ -189,6 +189,11 @@ def test_dropping_the_index_drops_its_log(con: alopex.Connection) -> None:
             alopex.AlopexError,
             "annoy",
         ),
+        (
+            "CREATE INDEX bad ON docs USING HNSW (e) WITH (provider='faiss', quantizer='sq4')",
+            alopex.AlopexError,
+            "quantizer must be one of 'none', 'fp16'",
+        ),
         ("CREATE INDEX bad ON docs USING GIN (e)", alopex.NotSupportedError, "HNSW or IVF"),
         (
             "CREATE INDEX bad ON named USING HNSW (e)",
@@ -314,7 +319,14 @@ os.kill(os.getpid(), signal.SIGKILL)
     assert os.path.isdir(path / "indexes")
 
 
-@pytest.mark.parametrize("using", ["IVF (e) WITH (nlist=8)", "HNSW (e) WITH (provider='faiss')"])
+@pytest.mark.parametrize(
+    "using",
+    [
+        "IVF (e) WITH (nlist=8)",
+        "HNSW (e) WITH (provider='faiss', m=16)",
+        "HNSW (e) WITH (provider='faiss', quantizer='fp16')",
+    ],
+)
 def test_faiss_serves_ivf_and_hnsw(con: alopex.Connection, using: str) -> None:
     vectors = fill(con)
     con.execute("DROP INDEX ix")

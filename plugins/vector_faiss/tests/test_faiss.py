@@ -50,6 +50,11 @@ class TestFaissHnsw(IndexSuite):
     params: ClassVar[Mapping[str, Any]] = {"kind": "hnsw", **ONE_THREAD}
 
 
+class TestFaissHnswFp16(IndexSuite):
+    provider = "faiss"
+    params: ClassVar[Mapping[str, Any]] = {"kind": "hnsw", "quantizer": "fp16", **ONE_THREAD}
+
+
 def make(metric: str = "l2", dim: int = DIM, **params: Any) -> FaissIndex:
     return FaissIndex(IndexOptions(dim, metric, {**ONE_THREAD, **params}))
 
@@ -74,6 +79,9 @@ def test_the_kind_follows_the_params() -> None:
         make(nlist=8, m=8)
     with pytest.raises(ConfigError, match=r"\['ef_search'\] do not apply to kind 'ivf'"):
         make(kind="ivf", ef_search=8)
+    assert make(quantizer="FP16").stats()["quantizer"] == "fp16"  # an HNSW option
+    with pytest.raises(ConfigError, match="quantizer must be one of 'none', 'fp16'"):
+        make(quantizer="sq8")
     with pytest.raises(ConfigError, match="kind must be one of ivf, hnsw"):
         make(kind="lsh")
     with pytest.raises(ConfigError, match="'probes'.*known: .*nprobe"):
@@ -86,7 +94,11 @@ def test_the_kind_follows_the_params() -> None:
         make("hamming")
 
 
-@pytest.mark.parametrize("params", [{}, {"kind": "hnsw"}], ids=["ivf", "hnsw"])
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"kind": "hnsw"}, {"quantizer": "fp16"}],
+    ids=["ivf", "hnsw", "hnsw-fp16"],
+)
 def test_distances_follow_the_contract(params: dict[str, Any]) -> None:
     vectors = np.array([[3, 4], [1, 0], [0, 2]], np.float32)
     query = np.array([[1, 1]], np.float32)
@@ -233,6 +245,34 @@ def test_hnsw_rebuilds_when_dead_nodes_outnumber_live_ones() -> None:
     check_results("cosine", data.queries, 20, index.search(data.queries, 20), model)
 
 
+def test_an_fp16_graph_answers_with_exact_distances(tmp_path: Path) -> None:
+    """float16 codes only steer the graph walk: every answer is re-ranked over the exact
+    copy, so distances are exact and recall stays at the float32 graph's. Coordinates
+    float16 cannot hold are refused, not turned into infinities."""
+    data = clustered(3_000, DIM, 60)
+    index = make("cosine", quantizer="fp16", ef_search=64)
+    index.add(data.ids, data.vectors)
+    assert index.stats()["nodes"] == 3_000
+    reference = flat("cosine", data.ids, data.vectors)
+    truth_ids, truth_dist = reference.search(data.queries, 10)
+    ids, dist = index.search(data.queries, 10)
+    assert recall(ids, truth_ids) >= 0.95
+    exact = ids == truth_ids
+    np.testing.assert_allclose(dist[exact], truth_dist[exact], rtol=1e-5, atol=1e-6)
+    one_by_one = [index.search(q[None, :], 10) for q in data.queries]  # the 1-query path
+    assert np.array_equal(np.vstack([i for i, _ in one_by_one]), ids)
+    np.testing.assert_allclose(np.vstack([d for _, d in one_by_one]), dist, rtol=1e-5, atol=1e-6)
+    index.save(tmp_path / "ix")
+    again = make("cosine", quantizer="none")  # the file's quantizer wins, like its m
+    again.load(tmp_path / "ix")
+    assert again.stats() == index.stats()
+    assert np.array_equal(again.search(data.queries, 10)[0], ids)
+    large = make("l2", 2, quantizer="fp16")
+    with pytest.raises(DataError, match="a coordinate of 70000 does not fit in float16"):
+        large.add(np.arange(2), np.array([[1, 2], [3, 70_000]], np.float32))
+    assert len(large) == 0
+
+
 # -- faiss's own search: filtered, widened, per-call parameters ---------------------------
 
 
@@ -296,7 +336,11 @@ def test_ef_search_per_call() -> None:
 # -- the file format ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("params", [{"nlist": 4}, {"kind": "hnsw"}], ids=["ivf", "hnsw"])
+@pytest.mark.parametrize(
+    "params",
+    [{"nlist": 4}, {"kind": "hnsw"}, {"quantizer": "fp16"}],
+    ids=["ivf", "hnsw", "hnsw-fp16"],
+)
 def test_saved_file_is_one_file_and_checked_on_load(params: dict[str, Any], tmp_path: Path) -> None:
     data = clustered(500, DIM, 5)
     index = make("cosine", **params)
@@ -309,7 +353,7 @@ def test_saved_file_is_one_file_and_checked_on_load(params: dict[str, Any], tmp_
         make("cosine", 16, **params).load(path)
     with pytest.raises(DataError, match="l2"):
         make("l2", **params).load(path)
-    other_kind = {"kind": "ivf"} if "kind" in params else {"kind": "hnsw"}
+    other_kind = {"kind": "ivf" if index.stats()["kind"] == "hnsw" else "hnsw"}
     with pytest.raises(DataError, match="this index is 32-dimensional cosine"):
         make("cosine", **other_kind).load(path)
     (tmp_path / "other").write_bytes(b"not an index at all")

@@ -207,7 +207,13 @@ def create_index(ctx: Context, node: exp.Create) -> None:
 
 _COMMON_PARAMS = {"metric": str, "provider": str}
 _VECTOR_PARAMS = {
-    "hnsw": {"m": int, "ef_construction": int, "ef_search": int, **_COMMON_PARAMS},
+    "hnsw": {
+        "m": int,
+        "ef_construction": int,
+        "ef_search": int,
+        "quantizer": str,
+        **_COMMON_PARAMS,
+    },
     "ivf": {"nlist": int, "nprobe": int, "pq": int, **_COMMON_PARAMS},
 }
 
@@ -242,9 +248,10 @@ def _create_vector_index(
             ) from None
     if options.get("metric") not in (None, "cosine", "l2", "inner"):
         raise ProgrammingError(f"unknown metric {options['metric']!r}; use cosine, l2 or inner")
-    provider = str(options.get("provider") or ann.METHODS[method])
-    ctx.session.database.plugins.select("index_providers", provider)  # names the install
     index = Index(_next_id(ctx), name, table.name, tuple(columns), False, method, options)
+    # An empty index now, so a missing provider or an option it rejects fails the
+    # statement, not the first search.
+    ctx.session.state.ann.create(table, index)
     _store(ctx, index)
 
 
