@@ -220,9 +220,7 @@ class FaissParams:
 
     @property
     def train_size(self) -> int:
-        """Live vectors the index waits for before training (0: it needs no training)."""
-        if self.kind == "hnsw":
-            return 0
+        """Live vectors an IVF index waits for before training."""
         centroids = max(self.nlist, 2**PQ_NBITS) if self.pq else self.nlist
         return POINTS_PER_CENTROID * centroids
 
@@ -354,7 +352,7 @@ class FaissIndex(VectorIndex):
         self._live_nodes: tuple[Any, npt.NDArray[np.uint8]] | None = None
         #: HNSW: ``SearchParametersHNSW`` per efSearch of unfiltered searches, made once
         self._beams: dict[int, Any] = {}
-        if params.kind == "hnsw" and not params.train_size:
+        if params.kind == "hnsw":
             self._graph = self._new_graph()
 
     def _new_graph(self) -> Any:
@@ -367,17 +365,6 @@ class FaissIndex(VectorIndex):
         graph.hnsw.efConstruction = self.params.ef_construction
         graph.hnsw.efSearch = self.params.ef_search
         return graph
-
-    def _build_graph(self) -> None:
-        """A new graph of the live vectors."""
-        live = self._slots.live()
-        self._graph = self._new_graph()
-        self._node_slot[:] = -1
-        self._slot_node[:] = -1
-        self._live_nodes = None
-        if len(live):
-            faiss.omp_set_num_threads(self._threads)
-            self._append_nodes(live, self._slots.vectors[live])
 
     def _new_ivf(self) -> Any:
         dim, nlist, metric = self.options.dim, self.params.nlist, self._faiss_metric
@@ -455,7 +442,14 @@ class FaissIndex(VectorIndex):
     def _rebuild_if_mostly_dead(self) -> None:
         if int(self._graph.ntotal) <= 2 * len(self._slots):
             return
-        self._build_graph()
+        live = self._slots.live()
+        self._graph = self._new_graph()
+        self._node_slot[:] = -1
+        self._slot_node[:] = -1
+        if len(live):
+            faiss.omp_set_num_threads(self._threads)
+            self._append_nodes(live, self._slots.vectors[live])
+        self._live_nodes = None
 
     def remove(self, ids: Ids) -> None:
         unique = np.unique(as_ids(ids))
@@ -730,13 +724,9 @@ class FaissIndex(VectorIndex):
         with self._lock:
             self.params, self._slots = params, slots
             self._live_nodes = None
-            self._beams.clear()
             if header["kind"] == "hnsw":
-                self._graph = index
-                if index is None and not params.train_size:
-                    self._graph = self._new_graph()
-                if self._graph is not None:
-                    self._graph.hnsw.efSearch = params.ef_search
+                self._graph = index if index is not None else self._new_graph()
+                self._graph.hnsw.efSearch = params.ef_search
                 self._node_slot = node_slot
                 self._slot_node = np.full(size, -1, np.int64)
                 alive = np.flatnonzero(node_slot >= 0)
@@ -768,12 +758,10 @@ class FaissIndex(VectorIndex):
                 "live": len(self._slots),
                 "slots": self._slots.size,
             }
-            if self.params.kind == "hnsw":
-                nodes = 0 if self._graph is None else int(self._graph.ntotal)
+            if self._graph is not None:
                 facts.update(
-                    nodes=nodes,
-                    dead=nodes - len(self._slots) if self._graph is not None else 0,
-                    trained=self._graph is not None,
+                    nodes=int(self._graph.ntotal),
+                    dead=int(self._graph.ntotal) - len(self._slots),
                     m=self.params.m,
                     ef_construction=self.params.ef_construction,
                     ef_search=self.params.ef_search,
