@@ -49,8 +49,9 @@ many nodes as live vectors, however many delete/re-insert rounds pass.
 
 **Search.** One unfiltered query on a graph without dead nodes (the common case) takes a
 short path: faiss's search with a ``SearchParametersHNSW`` made once per efSearch, and the
-k answers re-ranked exactly. An ``allow`` set of at most ``exact_filter_max`` live ids, or below
-``exact_filter_fraction`` of them, is searched exactly over the copy. Other searches go to
+k answers re-ranked exactly by faiss's ``knn_*_by_idx`` (C++, no NumPy gathers). An
+``allow`` set of at most ``exact_filter_max`` live ids, or below ``exact_filter_fraction``
+of them, is searched exactly over the copy. Other searches go to
 faiss (``SearchParametersIVF(sel=..., nprobe=...)`` / ``SearchParametersHNSW(sel=...,
 efSearch=...)``, the selector a bitmap). A filter passing a share s of the entries (for
 HNSW, dead nodes count as filtered out) scales ``nprobe`` or ``efSearch`` by 1/s, capped
@@ -352,6 +353,10 @@ class FaissIndex(VectorIndex):
         self._live_nodes: tuple[Any, npt.NDArray[np.uint8]] | None = None
         #: HNSW: ``SearchParametersHNSW`` per efSearch of unfiltered searches, made once
         self._beams: dict[int, Any] = {}
+        #: faiss's exact top-k over given rows of the copy, for re-ranking
+        self._rerank = (
+            faiss.knn_L2sqr_by_idx if options.metric == "l2" else faiss.knn_inner_products_by_idx
+        )
         if params.kind == "hnsw":
             self._graph = self._new_graph()
 
@@ -507,11 +512,17 @@ class FaissIndex(VectorIndex):
         self, query: Vectors, k: int, knobs: Mapping[str, int]
     ) -> tuple[Ids, Distances] | None:
         """One unfiltered query on a graph without dead nodes, the common case: faiss's
-        search and an exact re-rank of its k answers, without the batch path's widening
-        and bookkeeping. None when that path must answer."""
-        if self.options.metric == "cosine":
-            norm = math.sqrt(float(query.dot(query)))
-            query = query / norm if norm else query
+        search and the exact re-rank of its k answers, both through faiss's C++ entry
+        points (``search_c``, ``knn_*_by_idx``) on buffers made here, without the batch
+        path's widening and bookkeeping. None when that path must answer.
+
+        A cosine query is not normalised first: scaling a query scales every inner
+        product alike, so the graph walk and the ranking are the same, and dividing the
+        k scores by its norm afterwards is cheaper than copying it."""
+        ptr = faiss.swig_ptr
+        nodes = np.empty(k, np.int64)
+        slots = np.empty(k, np.int64)
+        scores = np.empty(k, np.float32)
         with self._lock:
             graph, live = self._graph, len(self._slots)
             if graph is None or graph.ntotal != live or k > live:
@@ -520,19 +531,32 @@ class FaissIndex(VectorIndex):
             beam = self._beams.get(ef)
             if beam is None:
                 beam = self._beams[ef] = faiss.SearchParametersHNSW(efSearch=ef)
-            nodes = graph.search(query[None, :], k, params=beam)[1]
-            if nodes[0, -1] < 0:  # faiss pads a short answer with -1
+            graph.search_c(1, ptr(query), k, ptr(scores), ptr(nodes), beam)
+            if nodes[-1] < 0:  # faiss pads a short answer with -1
                 return None
-            slots = self._node_slot[nodes]
-            vectors, ids = self._slots.vectors[slots[0]], self._slots.ids[slots]
-        if self.options.metric == "l2":
-            diff = vectors - query
-            dist = np.einsum("nd,nd->n", diff, diff)
-        else:
-            dot = vectors @ query
-            dist = 1 - dot if self.options.metric == "cosine" else -dot
-        order = dist.argsort(kind="stable")[None, :]
-        return ids[0, order], dist[order]
+            found = self._node_slot[nodes]
+            vectors = self._slots.vectors
+            self._rerank(
+                ptr(query),
+                ptr(vectors),
+                ptr(found),
+                self.options.dim,
+                1,
+                len(vectors),
+                k,
+                k,
+                ptr(scores),
+                ptr(slots),
+            )
+            ids = self._slots.ids[slots]
+        metric = self.options.metric
+        if metric == "cosine":
+            norm = math.sqrt(float(query.dot(query)))
+            scores *= -1 / norm if norm else 0.0
+            scores += 1
+        elif metric == "inner":
+            np.negative(scores, out=scores)
+        return ids.reshape(1, k), scores.reshape(1, k)
 
     def _exact_is_better(self, candidates: Ids | None) -> bool:
         if self._graph is None and self._ivf is None:
