@@ -273,6 +273,32 @@ def test_an_fp16_graph_answers_with_exact_distances(tmp_path: Path) -> None:
     assert len(large) == 0
 
 
+def test_one_query_at_a_time_skips_dead_nodes_as_a_batch_does() -> None:
+    """Removals and updates leave dead nodes in the graph. A single query still takes the
+    short path (a live-node selector, the beam widened by their share) and answers what
+    the batch path answers: no removed id, no stale vector, the same exact distances."""
+    data = clustered(2_000, DIM, 40)
+    index = make("cosine", quantizer="fp16", ef_search=64)
+    index.add(data.ids, data.vectors)
+    removed, updated = data.ids[::3], data.ids[1::9]  # disjoint
+    index.remove(removed)
+    index.add(updated, data.vectors[: len(updated)])
+    assert index.stats()["nodes"] > len(index)  # the dead nodes are still in the graph
+    ids, dist = index.search(data.queries, 10)
+    one_by_one = [index.search(q[None, :], 10) for q in data.queries]
+    assert index._beams, "the single queries did not take the short path"
+    assert np.array_equal(np.vstack([i for i, _ in one_by_one]), ids)
+    np.testing.assert_allclose(np.vstack([d for _, d in one_by_one]), dist, rtol=1e-5, atol=1e-6)
+    assert not np.isin(ids, removed).any()
+    kept = ~np.isin(data.ids, removed) & ~np.isin(data.ids, updated)
+    live_ids = np.concatenate([data.ids[kept], updated])
+    live_vectors = np.concatenate([data.vectors[kept], data.vectors[: len(updated)]])
+    truth_ids, truth_dist = flat("cosine", live_ids, live_vectors).search(data.queries, 10)
+    assert recall(ids, truth_ids) >= 0.95
+    exact = ids == truth_ids
+    np.testing.assert_allclose(dist[exact], truth_dist[exact], rtol=1e-5, atol=1e-6)
+
+
 # -- faiss's own search: filtered, widened, per-call parameters ---------------------------
 
 

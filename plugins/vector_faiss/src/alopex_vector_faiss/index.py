@@ -47,9 +47,10 @@ guessing how far to over-fetch), and when dead nodes outnumber live ones the gra
 rebuilt from the exact copy. Between calls the graph thus never holds more than twice as
 many nodes as live vectors, however many delete/re-insert rounds pass.
 
-**Search.** One unfiltered query on a graph without dead nodes (the common case) takes a
-short path: faiss's search with a ``SearchParametersHNSW`` made once per efSearch, and the
-k answers re-ranked exactly by faiss's ``knn_*_by_idx`` (C++, no NumPy gathers). An
+**Search.** One unfiltered query (the common case) takes a short path: faiss's search with
+a ``SearchParametersHNSW`` made once per efSearch and change of the live nodes (with dead
+nodes: their selector, the beam widened as below), and the k answers re-ranked exactly by
+faiss's ``knn_*_by_idx`` (C++, no NumPy gathers). An
 ``allow`` set of at most ``exact_filter_max`` live ids, or below ``exact_filter_fraction``
 of them, is searched exactly over the copy. Other searches go to
 faiss (``SearchParametersIVF(sel=..., nprobe=...)`` / ``SearchParametersHNSW(sel=...,
@@ -351,7 +352,8 @@ class FaissIndex(VectorIndex):
         self._node_slot = np.empty(0, np.int64)
         self._slot_node = np.empty(0, np.int64)
         self._live_nodes: tuple[Any, npt.NDArray[np.uint8]] | None = None
-        #: HNSW: ``SearchParametersHNSW`` per efSearch of unfiltered searches, made once
+        #: HNSW: ``SearchParametersHNSW`` per efSearch of one unfiltered query, made once
+        #: per change of the live nodes (see _beam)
         self._beams: dict[int, Any] = {}
         #: faiss's exact top-k over given rows of the copy, for re-ranking
         self._rerank = (
@@ -437,12 +439,25 @@ class FaissIndex(VectorIndex):
         self._node_slot[nodes] = slots
         self._slot_node = _fit(self._slot_node, self._slots.size)
         self._slot_node[slots] = nodes
+        self._nodes_changed()
+
+    def _nodes_changed(self) -> None:
+        """Forget what depends on which nodes are live: the live-node bitmap and the
+        one-query search parameters that may point into it."""
         self._live_nodes = None
+        self._beams.clear()
+
+    def _live_selector(self, nodes: int) -> tuple[Any, npt.NDArray[np.uint8]]:
+        """An ``IDSelectorBitmap`` of the graph's live nodes and its bitmap, made once per
+        change of the nodes."""
+        if self._live_nodes is None:
+            self._live_nodes = _bitmap(np.flatnonzero(self._node_slot[:nodes] >= 0), nodes)
+        return self._live_nodes
 
     def _kill(self, nodes: Ids) -> None:
         if len(nodes):
             self._node_slot[nodes] = -1
-            self._live_nodes = None
+            self._nodes_changed()
 
     def _rebuild_if_mostly_dead(self) -> None:
         if int(self._graph.ntotal) <= 2 * len(self._slots):
@@ -454,7 +469,7 @@ class FaissIndex(VectorIndex):
         if len(live):
             faiss.omp_set_num_threads(self._threads)
             self._append_nodes(live, self._slots.vectors[live])
-        self._live_nodes = None
+        self._nodes_changed()
 
     def remove(self, ids: Ids) -> None:
         unique = np.unique(as_ids(ids))
@@ -511,10 +526,10 @@ class FaissIndex(VectorIndex):
     def _search_one(
         self, query: Vectors, k: int, knobs: Mapping[str, int]
     ) -> tuple[Ids, Distances] | None:
-        """One unfiltered query on a graph without dead nodes, the common case: faiss's
-        search and the exact re-rank of its k answers, both through faiss's C++ entry
-        points (``search_c``, ``knn_*_by_idx``) on buffers made here, without the batch
-        path's widening and bookkeeping. None when that path must answer.
+        """One unfiltered query, the common case: faiss's search and the exact re-rank of
+        its k answers, both through faiss's C++ entry points (``search_c``,
+        ``knn_*_by_idx``) on buffers made here, without the batch path's bookkeeping. None
+        when that path must answer (faiss found fewer than k live nodes: it widens).
 
         A cosine query is not normalised first: scaling a query scales every inner
         product alike, so the graph walk and the ranking are the same, and dividing the
@@ -525,12 +540,12 @@ class FaissIndex(VectorIndex):
         scores = np.empty(k, np.float32)
         with self._lock:
             graph, live = self._graph, len(self._slots)
-            if graph is None or graph.ntotal != live or k > live:
+            if graph is None or k > live:
                 return None
             ef = max(int(knobs.get("ef_search") or self.params.ef_search), k)
             beam = self._beams.get(ef)
             if beam is None:
-                beam = self._beams[ef] = faiss.SearchParametersHNSW(efSearch=ef)
+                beam = self._beams[ef] = self._beam(ef)
             graph.search_c(1, ptr(query), k, ptr(scores), ptr(nodes), beam)
             if nodes[-1] < 0:  # faiss pads a short answer with -1
                 return None
@@ -558,6 +573,16 @@ class FaissIndex(VectorIndex):
             np.negative(scores, out=scores)
         return ids.reshape(1, k), scores.reshape(1, k)
 
+    def _beam(self, ef: int) -> Any:
+        """The search parameters of one unfiltered query at ``ef``: with dead nodes in
+        the graph, a selector of the live ones and the beam widened by their share, as
+        the batch path's first step does."""
+        nodes, live = int(self._graph.ntotal), len(self._slots)
+        if nodes == live:
+            return faiss.SearchParametersHNSW(efSearch=ef)
+        selector = self._live_selector(nodes)[0]
+        return faiss.SearchParametersHNSW(sel=selector, efSearch=_widened(ef, live / nodes, nodes))
+
     def _exact_is_better(self, candidates: Ids | None) -> bool:
         if self._graph is None and self._ivf is None:
             return True  # IVF before training: the copy is all there is
@@ -582,10 +607,9 @@ class FaissIndex(VectorIndex):
                 selector, bitmap = _bitmap(self._slot_node[candidates], nodes)
                 keep.append(bitmap)
             elif nodes > len(self._slots):  # dead nodes: search the live ones
-                if self._live_nodes is None:
-                    self._live_nodes = _bitmap(np.flatnonzero(node_slot[:nodes] >= 0), nodes)
-                selector = self._live_nodes[0]
-                keep.append(self._live_nodes)
+                live_nodes = self._live_selector(nodes)
+                selector = live_nodes[0]
+                keep.append(live_nodes)
             # Filtered-out and dead nodes take places in the beam: widen it by their share.
             ef = max(int(knobs.get("ef_search") or self.params.ef_search), k)
             ef = _widened(ef, count / nodes, nodes)
@@ -747,7 +771,7 @@ class FaissIndex(VectorIndex):
         )
         with self._lock:
             self.params, self._slots = params, slots
-            self._live_nodes = None
+            self._nodes_changed()
             if header["kind"] == "hnsw":
                 self._graph = index if index is not None else self._new_graph()
                 self._graph.hnsw.efSearch = params.ef_search
