@@ -306,6 +306,18 @@ class _Slots:
         return np.flatnonzero(self.used[: self.size]).astype(np.int64)
 
 
+class _OneQuery:
+    """Buffers for one query's k answers and their faiss pointers, made once per k."""
+
+    def __init__(self, k: int) -> None:
+        self.nodes = np.empty(k, np.int64)  # graph nodes faiss found
+        self.best = np.empty(k, np.int64)  # their slots, re-ranked
+        self.scores = np.empty(k, np.float32)  # faiss's distances, then the exact ones
+        pointer = faiss.swig_ptr
+        self.nodes_at, self.best_at = pointer(self.nodes), pointer(self.best)
+        self.scores_at = pointer(self.scores)
+
+
 def _bitmap(members: Ids, count: int) -> tuple[Any, npt.NDArray[np.uint8]]:
     """An ``IDSelectorBitmap`` of ``members`` among ids ``0..count-1``, and the bitmap it
     points into (keep that alive for as long as the selector is used)."""
@@ -355,6 +367,8 @@ class FaissIndex(VectorIndex):
         #: HNSW: ``SearchParametersHNSW`` per efSearch of one unfiltered query, made once
         #: per change of the live nodes (see _beam)
         self._beams: dict[int, Any] = {}
+        #: one query's output buffers per k (see _search_one)
+        self._buffers: dict[int, _OneQuery] = {}
         #: faiss's exact top-k over given rows of the copy, for re-ranking
         self._rerank = (
             faiss.knn_L2sqr_by_idx if options.metric == "l2" else faiss.knn_inner_products_by_idx
@@ -528,16 +542,14 @@ class FaissIndex(VectorIndex):
     ) -> tuple[Ids, Distances] | None:
         """One unfiltered query, the common case: faiss's search and the exact re-rank of
         its k answers, both through faiss's C++ entry points (``search_c``,
-        ``knn_*_by_idx``) on buffers made here, without the batch path's bookkeeping. None
-        when that path must answer (faiss found fewer than k live nodes: it widens).
+        ``knn_*_by_idx``) on buffers kept per k (searches hold the lock, so one set
+        serves them all, and their pointers are made once), without the batch path's
+        bookkeeping. None when that path must answer (faiss found fewer than k live
+        nodes: it widens).
 
         A cosine query is not normalised first: scaling a query scales every inner
         product alike, so the graph walk and the ranking are the same, and dividing the
         k scores by its norm afterwards is cheaper than copying it."""
-        ptr = faiss.swig_ptr
-        nodes = np.empty(k, np.int64)
-        slots = np.empty(k, np.int64)
-        scores = np.empty(k, np.float32)
         with self._lock:
             graph, live = self._graph, len(self._slots)
             if graph is None or k > live:
@@ -546,31 +558,35 @@ class FaissIndex(VectorIndex):
             beam = self._beams.get(ef)
             if beam is None:
                 beam = self._beams[ef] = self._beam(ef)
-            graph.search_c(1, ptr(query), k, ptr(scores), ptr(nodes), beam)
-            if nodes[-1] < 0:  # faiss pads a short answer with -1
+            buffers = self._buffers.get(k)
+            if buffers is None:
+                buffers = self._buffers[k] = _OneQuery(k)
+            at = faiss.swig_ptr(query)
+            graph.search_c(1, at, k, buffers.scores_at, buffers.nodes_at, beam)
+            if buffers.nodes[-1] < 0:  # faiss pads a short answer with -1
                 return None
-            found = self._node_slot[nodes]
+            slots = self._node_slot[buffers.nodes]  # a gather beats np.take(out=) 5x
             vectors = self._slots.vectors
             self._rerank(
-                ptr(query),
-                ptr(vectors),
-                ptr(found),
+                at,
+                faiss.swig_ptr(vectors),
+                faiss.swig_ptr(slots),
                 self.options.dim,
                 1,
                 len(vectors),
                 k,
                 k,
-                ptr(scores),
-                ptr(slots),
+                buffers.scores_at,
+                buffers.best_at,
             )
-            ids = self._slots.ids[slots]
-        metric = self.options.metric
-        if metric == "cosine":
-            norm = math.sqrt(float(query.dot(query)))
-            scores *= -1 / norm if norm else 0.0
-            scores += 1
-        elif metric == "inner":
-            np.negative(scores, out=scores)
+            ids = self._slots.ids[buffers.best]
+            metric = self.options.metric
+            if metric == "cosine":
+                norm = math.sqrt(float(query.dot(query)))
+                scores = buffers.scores * (-1 / norm if norm else 0.0)
+                scores += 1
+            else:
+                scores = -buffers.scores if metric == "inner" else buffers.scores.copy()
         return ids.reshape(1, k), scores.reshape(1, k)
 
     def _beam(self, ef: int) -> Any:
