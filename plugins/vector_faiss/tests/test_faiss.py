@@ -19,7 +19,7 @@ from alopex.errors import ConfigError, DataError, StorageCorruption
 from alopex.testing import IndexSuite
 from alopex.testing._engines import open_index
 from alopex.testing.index import SELECTIVITIES, check_results, clustered, recall
-from alopex_vector_faiss.index import FaissIndex
+from alopex_vector_faiss.index import MAX_BUFFERS, FaissIndex
 
 DIM = 32
 #: pytest-xdist already runs one worker per core; more OpenMP threads only contend
@@ -297,6 +297,20 @@ def test_one_query_at_a_time_skips_dead_nodes_as_a_batch_does() -> None:
     assert recall(ids, truth_ids) >= 0.95
     exact = ids == truth_ids
     np.testing.assert_allclose(dist[exact], truth_dist[exact], rtol=1e-5, atol=1e-6)
+
+
+def test_single_queries_at_many_limits_agree_with_batches_and_keep_few_buffers() -> None:
+    """The one-query path keeps output buffers per k; any k answers what a batch of
+    queries (the other path) answers, and the buffers kept stay few."""
+    data = clustered(500, DIM, 2)
+    index = make("l2", **CHEAP_HNSW)
+    index.add(data.ids, data.vectors)
+    for k in range(1, 30):
+        ids, dist = index.search(data.queries[:1], k)
+        batch_ids, batch_dist = index.search(data.queries, k)
+        assert np.array_equal(ids[0], batch_ids[0])
+        np.testing.assert_allclose(dist[0], batch_dist[0], rtol=1e-5, atol=1e-5)
+    assert 0 < len(index._buffers) <= MAX_BUFFERS
 
 
 # -- faiss's own search: filtered, widened, per-call parameters ---------------------------

@@ -124,6 +124,8 @@ MAGIC = b"ALXFAISS"
 FORMAT = 1
 #: HNSW searches that find fewer than k widen efSearch this many times (x2 each)
 WIDEN_STEPS = 3
+#: one-query buffer sets kept (one per k; more distinct k's start over)
+MAX_BUFFERS = 8
 #: float32 cells per block of the exact search and of re-ranking (64 MiB)
 BLOCK_CELLS = 1 << 24
 
@@ -560,6 +562,8 @@ class FaissIndex(VectorIndex):
                 beam = self._beams[ef] = self._beam(ef)
             buffers = self._buffers.get(k)
             if buffers is None:
+                if len(self._buffers) >= MAX_BUFFERS:  # a few limits are common, not many
+                    self._buffers.clear()
                 buffers = self._buffers[k] = _OneQuery(k)
             at = faiss.swig_ptr(query)
             graph.search_c(1, at, k, buffers.scores_at, buffers.nodes_at, beam)
