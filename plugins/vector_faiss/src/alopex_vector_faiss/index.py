@@ -50,21 +50,20 @@ many nodes as live vectors, however many delete/re-insert rounds pass.
 **Search.** One unfiltered query (the common case) takes a short path: faiss's search with
 a ``SearchParametersHNSW`` made once per efSearch and change of the live nodes (with dead
 nodes: their selector, the beam widened as below), and the k answers re-ranked exactly by
-faiss's ``knn_*_by_idx`` (C++, no NumPy gathers). An
-``allow`` set of at most ``exact_filter_max`` live ids, or below ``exact_filter_fraction``
-of them, is searched exactly over the copy. Other searches go to
-faiss (``SearchParametersIVF(sel=..., nprobe=...)`` / ``SearchParametersHNSW(sel=...,
-efSearch=...)``, the selector a bitmap). A filter passing a share s of the entries (for
-HNSW, dead nodes count as filtered out) scales ``nprobe`` or ``efSearch`` by 1/s, capped
-at ``nlist`` or the node count, so a query meets about as many allowed candidates as an
-unfiltered one. The rows that found fewer than ``min(k, candidates)`` are searched again
-with ``nprobe`` doubled (up to ``nlist``) or ``efSearch`` doubled (three times), and what
-is still short falls back to the exact search. HNSW under ``inner`` is weak at filtered
-graph search (an inner-product graph leaves small-norm vectors unreachable; recall@10
-0.89 at 10% selectivity on 5,000 clustered vectors, against 1.00 for ``l2``), which the
-default exact thresholds mostly avoid. ``params={"nprobe": n}`` (and ``refine``)
-for IVF or ``{"ef_search": n}`` for HNSW override the defaults for one call; other keys
-are ignored.
+faiss's ``knn_*_by_idx`` (C++, no NumPy gathers). An ``allow`` set of at most
+``exact_filter_max`` live ids, or below ``exact_filter_fraction`` of them, is searched
+exactly over the copy. Other searches go to faiss (``SearchParametersIVF(sel=...,
+nprobe=...)`` / ``SearchParametersHNSW(sel=..., efSearch=...)``, the selector a bitmap). A
+filter passing a share s of the entries (for HNSW, dead nodes count as filtered out) scales
+``nprobe`` or ``efSearch`` by 1/s, capped at ``nlist`` or the node count, so a query meets
+about as many allowed candidates as an unfiltered one. The rows that found fewer than
+``min(k, candidates)`` are searched again with ``nprobe`` doubled (up to ``nlist``) or
+``efSearch`` doubled (three times), and what is still short falls back to the exact search.
+HNSW under ``inner`` is weak at filtered graph search (an inner-product graph leaves
+small-norm vectors unreachable; recall@10 0.89 at 10% selectivity on 5,000 clustered
+vectors, against 1.00 for ``l2``), which the default exact thresholds mostly avoid.
+``params={"nprobe": n}`` (and ``refine``) for IVF or ``{"ef_search": n}`` for HNSW override
+the defaults for one call; other keys are ignored.
 
 **Threads.** ``faiss.omp_set_num_threads(num_threads or os.cpu_count())`` before adding
 and training (faiss's OpenMP setting is per process). Where cores are shared with other
