@@ -123,8 +123,8 @@ MAGIC = b"ALXFAISS"
 FORMAT = 1
 #: HNSW searches that find fewer than k widen efSearch this many times (x2 each)
 WIDEN_STEPS = 3
-#: one-query buffer sets kept (one per k; more distinct k's start over)
-MAX_BUFFERS = 8
+#: one-query buffer sets (per k) and search parameters (per ef) kept; more start over
+MAX_CACHED = 8
 #: float32 cells per block of the exact search and of re-ranking (64 MiB)
 BLOCK_CELLS = 1 << 24
 
@@ -558,10 +558,12 @@ class FaissIndex(VectorIndex):
             ef = max(int(knobs.get("ef_search") or self.params.ef_search), k)
             beam = self._beams.get(ef)
             if beam is None:
+                if len(self._beams) >= MAX_CACHED:  # a few efs and limits are common
+                    self._beams.clear()
                 beam = self._beams[ef] = self._beam(ef)
             buffers = self._buffers.get(k)
             if buffers is None:
-                if len(self._buffers) >= MAX_BUFFERS:  # a few limits are common, not many
+                if len(self._buffers) >= MAX_CACHED:
                     self._buffers.clear()
                 buffers = self._buffers[k] = _OneQuery(k)
             at = faiss.swig_ptr(query)
@@ -582,6 +584,8 @@ class FaissIndex(VectorIndex):
                 buffers.scores_at,
                 buffers.best_at,
             )
+            if buffers.best[-1] < 0:  # a distance faiss would not rank (inf or NaN)
+                return None
             ids = self._slots.ids[buffers.best]
             metric = self.options.metric
             if metric == "cosine":
