@@ -85,6 +85,8 @@ HNSWLIB = f"hnswlib {importlib.metadata.version('hnswlib')}"
 FAISS = f"faiss {faiss.__version__}" if faiss is not None else "faiss"
 NUMPY = "NumPy brute force"
 RUST = f"Rust alopex {RUST_VERSION}"
+#: each Alopex configuration's (SQL, Python API) result names, measured on one index
+ALOPEX_SURFACES = ((SQL, API), (SQL_FP16, API_FP16))
 # --systems key -> the result names it produces (Alopex: two query surfaces, one index)
 SYSTEMS = {
     "alopex": (SQL, API),
@@ -886,7 +888,7 @@ def grade(data: Data, results: dict[str, Outcome]) -> list[str]:
         r = exact.sweep[None].recall or 0.0
         if r < 0.999:
             warnings.append(f"{data.dim}d {NUMPY}: recall {r:.4f} < 1: the truth is not exact?")
-    for sql_name, api_name in ((SQL, API), (SQL_FP16, API_FP16)):
+    for sql_name, api_name in ALOPEX_SURFACES:
         sql, api = results.get(sql_name), results.get(api_name)
         if sql is None or api is None:
             continue
@@ -986,25 +988,25 @@ class Ratio:
 
 
 def ratios(spec: Spec) -> list[Ratio]:
-    out = [
-        Ratio("qps", API, HNSWLIB, 0.85),
-        Ratio("qps", SQL, HNSWLIB, 0.60),
-        Ratio("qps", API, RUST, 5.0),
-        Ratio("qps", SQL, RUST, 5.0),
-        Ratio("build", SQL, HNSWLIB, 1.3, ceiling=True),
-        Ratio("qps", API_FP16, HNSWLIB, 0.85),
-        Ratio("qps", SQL_FP16, HNSWLIB, 0.60),
-        Ratio("qps", API_FP16, RUST, 5.0),
-        Ratio("qps", SQL_FP16, RUST, 5.0),
-        Ratio("build", SQL_FP16, HNSWLIB, 1.3, ceiling=True),
+    out = [  # the targets, for each Alopex configuration
+        ratio
+        for sql, api in ALOPEX_SURFACES
+        for ratio in (
+            Ratio("qps", api, HNSWLIB, 0.85),
+            Ratio("qps", sql, HNSWLIB, 0.60),
+            Ratio("qps", api, RUST, 5.0),
+            Ratio("qps", sql, RUST, 5.0),
+            Ratio("build", sql, HNSWLIB, 1.3, ceiling=True),
+        )
+    ]
+    out += [
         Ratio("qps", API, FAISS),
         Ratio("qps", API, NUMPY),
         Ratio("qps", HNSWLIB, FAISS),
         Ratio("build", SQL, FAISS),
     ]
     for s in spec.selectivities:
-        out.append(Ratio("filter", SQL, HNSWLIB, selectivity=s))
-        out.append(Ratio("filter", SQL_FP16, HNSWLIB, selectivity=s))
+        out += [Ratio("filter", sql, HNSWLIB, selectivity=s) for sql, _ in ALOPEX_SURFACES]
         out.append(Ratio("filter", SQL, NUMPY, selectivity=s))
     return out
 
@@ -1116,7 +1118,7 @@ def report(
                 p = out.sweep.get(ef)
                 key = f"ef {ef}"
                 build = load = ""
-                if i == 0 and name in (API, API_FP16):
+                if i == 0 and name in (api for _, api in ALOPEX_SURFACES):
                     build = "(same index)"
                 elif i == 0:
                     build = mark(dim, name, out, "build", _fmt_s(out.build))
