@@ -428,3 +428,45 @@ def test_plugin_import_does_not_load_faiss() -> None:
         "assert 'faiss' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _huge_pages_on() -> bool:
+    try:
+        mode = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    except OSError:
+        return False
+    return sys.platform == "linux" and "[never]" not in mode
+
+
+def _advised_for_huge_pages(address: int) -> bool:
+    """Whether the mapping holding ``address`` carries the MADV_HUGEPAGE flag ("hg")."""
+    inside = False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split(maxsplit=1)[0]
+        if "-" in head and not head.endswith(":"):
+            low, high = (int(part, 16) for part in head.split("-"))
+            inside = low <= address < high
+        elif inside and head == "VmFlags:":
+            return "hg" in line.split()
+    return False
+
+
+@pytest.mark.skipif(not _huge_pages_on(), reason="needs Linux transparent huge pages")
+@pytest.mark.parametrize("quantizer", ["none", "fp16"])
+def test_graph_memory_is_advised_onto_huge_pages_as_it_grows(quantizer: str) -> None:
+    from alopex_vector_faiss.hugepages import PAGE
+
+    index = make("l2", 64, kind="hnsw", m=16, ef_construction=64, quantizer=quantizer)
+    vectors = clustered(40_000, 64, queries=0).vectors
+    index.add(np.arange(20_000), vectors[:20_000])
+    first = dict(index._huge_pages.advised)
+    assert set(first) == {"codes", "links"}
+    codes_at, codes_size = first["codes"]
+    assert codes_size == 20_000 * 64 * (4 if quantizer == "none" else 2)
+    assert _advised_for_huge_pages(codes_at + codes_size // 2)
+    index.add(np.arange(20_000, 40_000), vectors[20_000:])  # the regions grow (and move)
+    grown = index._huge_pages.advised
+    assert grown["codes"][1] == 2 * codes_size
+    assert _advised_for_huge_pages(grown["codes"][0] + PAGE)
+    found, _ = index.search(vectors[:5], 1, params={"ef_search": 256})
+    assert found[:, 0].tolist() == [0, 1, 2, 3, 4]  # the memory holds the same vectors

@@ -103,6 +103,7 @@ from alopex.contracts.index import (
     last_wins,
 )
 from alopex.errors import ConfigError, DataError, InvalidArgument, StorageCorruption
+from alopex_vector_faiss.hugepages import HugePages
 
 KINDS = ("ivf", "hnsw")
 IVF_PARAMS = frozenset({"nlist", "nprobe", "pq", "refine"})
@@ -365,6 +366,8 @@ class FaissIndex(VectorIndex):
         self._node_slot = np.empty(0, np.int64)
         self._slot_node = np.empty(0, np.int64)
         self._live_nodes: tuple[Any, npt.NDArray[np.uint8]] | None = None
+        #: HNSW: the graph's memory on 2 MiB pages (see hugepages.py)
+        self._huge_pages = HugePages()
         #: HNSW: ``SearchParametersHNSW`` per efSearch of one unfiltered query, made once
         #: per change of the live nodes (see _beam)
         self._beams: dict[int, Any] = {}
@@ -449,6 +452,7 @@ class FaissIndex(VectorIndex):
     def _append_nodes(self, slots: Ids, matrix: Vectors) -> None:
         first = int(self._graph.ntotal)
         self._graph.add(matrix)
+        self._huge_pages.follow(self._graph)
         nodes = np.arange(first, first + len(slots), dtype=np.int64)
         self._node_slot = _fit(self._node_slot, first + len(slots))
         self._node_slot[nodes] = slots
@@ -798,6 +802,7 @@ class FaissIndex(VectorIndex):
             if header["kind"] == "hnsw":
                 self._graph = index if index is not None else self._new_graph()
                 self._graph.hnsw.efSearch = params.ef_search
+                self._huge_pages.follow(self._graph)
                 self._node_slot = node_slot
                 self._slot_node = np.full(size, -1, np.int64)
                 alive = np.flatnonzero(node_slot >= 0)
