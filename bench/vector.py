@@ -1297,7 +1297,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[Spec, Path | None]:
     p.add_argument("--rows", type=int, default=100_000, help="vectors per table (100k)")
     p.add_argument("--dims", default="128,384", help="comma list of dimensions (128,384)")
     p.add_argument("--queries", type=int, default=200, help="held-out query vectors (200)")
-    p.add_argument("--ef", default="16,24,32,48,64,128", help="ef sweep (16,24,32,48,64,128)")
+    p.add_argument(
+        "--ef",
+        default="16,20,24,28,32,48,64,128",
+        help="ef sweep (16,20,24,28,32,48,64,128: steps of 4 around recall 0.95)",
+    )
     p.add_argument("--metric", choices=("cosine", "l2", "inner"), default="cosine")
     p.add_argument("--filter-ef", type=int, default=64, help="ef of filtered searches (64)")
     p.add_argument(

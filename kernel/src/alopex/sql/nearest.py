@@ -55,6 +55,9 @@ class NearestLookup:
     dim: int = attrs.field(init=False)
     counter: bytes = attrs.field(init=False)  # the index's change-log counter key
     types: list[pa.DataType] = attrs.field(init=False)
+    #: the row id alone, or with the score: answered from the index, no row read
+    key_only: bool = attrs.field(init=False)
+    key_and_score: bool = attrs.field(init=False)
 
     @key.default
     def _key(self) -> int:
@@ -71,6 +74,14 @@ class NearestLookup:
     @types.default
     def _types(self) -> list[pa.DataType]:
         return [pa.float64() if p < 0 else self.table.columns[p].type.arrow for p in self.outputs]
+
+    @key_only.default
+    def _key_only(self) -> bool:
+        return self.outputs == (self.key,)
+
+    @key_and_score.default
+    def _key_and_score(self) -> bool:
+        return self.outputs == (self.key, -1)
 
     @classmethod
     def build(cls, node: exp.Select, catalog: Catalog) -> NearestLookup | None:
@@ -183,13 +194,13 @@ class NearestLookup:
         found, distances = searched
         # Ten ids and distances: plain Python beats NumPy calls on arrays this small.
         ids = found[0].tolist()
-        if ids and ids[-1] < 0:  # fewer rows than the limit
+        if ids[-1] < 0:  # fewer rows than the limit
             ids = ids[: sum(1 for i in ids if i >= 0)]
-        if self.outputs == (self.key,):
+        if self.key_only:
             return [(i,) for i in ids]
         scores = self._scores(distances[0].tolist()[: len(ids)])
-        if self.outputs == (self.key, -1):
-            return list(zip(ids, scores, strict=True))
+        if self.key_and_score:
+            return list(zip(ids, scores))  # noqa: B905 (as long by construction)
         if all(p in (-1, self.key) for p in self.outputs):  # no row needs reading
             pairs = zip(ids, scores, strict=True)
             return [tuple(s if p < 0 else i for p in self.outputs) for i, s in pairs]
