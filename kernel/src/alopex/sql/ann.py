@@ -114,13 +114,19 @@ class Live:
 
     index: VectorIndex
     position: int
-    #: held to change ``position`` and the index, or to count a search in or out
-    lock: threading.Condition = attrs.field(factory=threading.Condition)
+    #: held to change ``position`` and the index, or to count a search in or out (a
+    #: plain lock: ``with`` on a Condition is a Python call, twice per search)
+    mutex: threading.Lock = attrs.field(factory=threading.Lock)
     #: searches running without the lock (a catch-up waits until there are none:
     #: providers need not search safely while rows are added)
     searching: int = 0
-    #: catch-ups waiting for the searches to end
+    #: catch-ups waiting for the searches to end, on ``ended``
     waiting: int = 0
+    ended: threading.Condition = attrs.field(init=False)
+
+    @ended.default
+    def _ended(self) -> threading.Condition:
+        return threading.Condition(self.mutex)
 
 
 class AnnIndexes:
@@ -151,7 +157,7 @@ class AnnIndexes:
             return
         with self.lock:
             for index_id, live in self.live.items():
-                with live.lock:
+                with live.mutex:
                     self._save(index_id, live)
                     self._trim(index_id, live.position)
 
@@ -252,7 +258,7 @@ class AnnIndexes:
         ``progress`` following a build); False when it is already past that snapshot."""
         wanted = log_count(tx.read(counter_key(index.id)))
         live = self._live(tx, table, index, columns, wanted, progress)
-        with live.lock:
+        with live.mutex:
             return self._at_locked(tx, table, index, live, wanted)
 
     def search(
@@ -273,7 +279,7 @@ class AnnIndexes:
         if wanted is None:
             wanted = log_count(tx.read(counter_key(index.id)))
         live = self._live(tx, table, index, columns, wanted, None)
-        with live.lock:
+        with live.mutex:
             if live.position == wanted:
                 if live.waiting:  # a catch-up to a newer snapshot waits for searches to
                     return None  # end: rank exactly rather than hold it off
@@ -283,10 +289,10 @@ class AnnIndexes:
         try:
             return live.index.search(query, k, allow=allow, params=params)
         finally:
-            with live.lock:
+            with live.mutex:
                 live.searching -= 1
                 if live.waiting and not live.searching:
-                    live.lock.notify_all()
+                    live.ended.notify_all()
 
     def _live(
         self,
@@ -316,7 +322,7 @@ class AnnIndexes:
         while live.position < wanted and live.searching:
             live.waiting += 1
             try:
-                live.lock.wait()  # releases the lock: another thread may catch up meanwhile
+                live.ended.wait()  # releases the lock: another thread may catch up meanwhile
             finally:
                 live.waiting -= 1
         if live.position > wanted:

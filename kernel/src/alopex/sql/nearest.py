@@ -193,12 +193,12 @@ class NearestLookup:
             return None
         found, distances = searched
         # Ten ids and distances: plain Python beats NumPy calls on arrays this small.
-        ids = found[0].tolist()
+        ids = found.tolist()[0]
         if ids[-1] < 0:  # fewer rows than the limit
             ids = ids[: sum(1 for i in ids if i >= 0)]
         if self.key_only:
             return [(i,) for i in ids]
-        scores = self._scores(distances[0].tolist()[: len(ids)])
+        scores = self._scores(distances.tolist()[0][: len(ids)])
         if self.key_and_score:
             return list(zip(ids, scores))  # noqa: B905 (as long by construction)
         if all(p in (-1, self.key) for p in self.outputs):  # no row needs reading

@@ -54,6 +54,7 @@ MAGIC = b"ALXHNSW\x01"
 FORMAT = 1
 #: filtered graph searches that find fewer than k widen ef this many times (x2 each)
 WIDEN_STEPS = 3
+ONE = np.float32(1)
 
 
 def _positive(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -137,6 +138,7 @@ class HnswIndex(VectorIndex):
         self.options = options
         self.params = HnswParams.from_params(options.params)
         self._threads = self.params.num_threads or os.cpu_count() or 1
+        self._inner = options.metric == "inner"  # hnswlib answers 1 - dot: subtract 1
         self._lock = threading.RLock()
         self._live: set[int] = set()
         self._live_sorted: Ids | None = None  # _live as a sorted array, made on demand
@@ -248,13 +250,14 @@ class HnswIndex(VectorIndex):
         if allow is None and k:
             with self._lock:  # the common case, as close to a bare knn_query as it gets
                 if k <= len(self._live):
-                    self._use_ef(max(ef, k))
+                    if max(ef, k) != self._ef:
+                        self._use_ef(max(ef, k))
                     try:
                         labels, dist = self._graph.knn_query(matrix, k=k, num_threads=self._threads)
                     except RuntimeError:  # deleted slots hid some of k: the widening path
                         pass
-                    else:
-                        return _ids(labels), self._distances(dist)
+                    else:  # fresh C-contiguous uint64 and float32 arrays
+                        return labels.view(np.int64), (dist - ONE if self._inner else dist)
         out_ids = np.full((len(matrix), k), -1, dtype=np.int64)
         out_dist = np.full((len(matrix), k), np.inf, dtype=np.float32)
         if not len(matrix) or not k:
@@ -328,7 +331,7 @@ class HnswIndex(VectorIndex):
 
     def _distances(self, dist: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         dist = np.asarray(dist, dtype=np.float32)
-        return dist - np.float32(1) if self.options.metric == "inner" else dist
+        return dist - ONE if self._inner else dist
 
     def _exact(
         self, queries: Vectors, k: int, candidates: Ids
