@@ -307,6 +307,25 @@ def test_one_query_at_a_time_skips_dead_nodes_as_a_batch_does(
     np.testing.assert_allclose(dist[exact], truth_dist[exact], rtol=1e-5, atol=1e-6)
 
 
+def test_one_query_maps_nodes_to_rows_once_freed_slots_are_reused() -> None:
+    """A fresh build numbers its nodes like the slots of the exact copy, and single
+    queries re-rank faiss's answer as it is; rows added into slots that removals freed
+    get new node numbers, and single queries must then map nodes to slots again."""
+    data = clustered(2_000, DIM, 40)
+    index = make("l2", quantizer="fp16", ef_search=64)
+    first, later = data.ids[:1_500], data.ids[1_500:]
+    index.add(first, data.vectors[:1_500])
+    index.remove(first[:500])  # frees 500 slots; their nodes stay in the graph, dead
+    index.add(later, data.vectors[1_500:])  # new rows in the freed slots, at new nodes
+    assert index.stats()["nodes"] == 2_000
+    truth_ids, truth_dist = flat("l2", data.ids[500:], data.vectors[500:]).search(data.queries, 10)
+    single = [index.search(q[None, :], 10) for q in data.queries]
+    ids, dist = np.vstack([i for i, _ in single]), np.vstack([d for _, d in single])
+    assert recall(ids, truth_ids) >= 0.95
+    exact = ids == truth_ids
+    np.testing.assert_allclose(dist[exact], truth_dist[exact], rtol=1e-5, atol=1e-5)
+
+
 def test_single_queries_at_many_limits_agree_with_batches_and_keep_few_buffers() -> None:
     """The one-query path keeps output buffers per k; any k answers what a batch of
     queries (the other path) answers, and the buffers kept stay few."""

@@ -367,6 +367,9 @@ class FaissIndex(VectorIndex):
         #: HNSW: the graph, its node -> slot map (-1: dead) and slot -> node map
         self._graph: Any = None
         self._node_slot = np.empty(0, np.int64)
+        #: every live node's slot is its own number (a build with no reused slots): the
+        #: one-query path then re-ranks faiss's answer as it is, without the map
+        self._nodes_are_slots = True
         self._slot_node = np.empty(0, np.int64)
         self._live_nodes: tuple[Any, npt.NDArray[np.uint8]] | None = None
         #: HNSW: the graph's memory on 2 MiB pages (see hugepages.py)
@@ -459,6 +462,7 @@ class FaissIndex(VectorIndex):
         nodes = np.arange(first, first + len(slots), dtype=np.int64)
         self._node_slot = _fit(self._node_slot, first + len(slots))
         self._node_slot[nodes] = slots
+        self._nodes_are_slots = self._nodes_are_slots and bool(np.array_equal(nodes, slots))
         self._slot_node = _fit(self._slot_node, self._slots.size)
         self._slot_node[slots] = nodes
         self._nodes_changed()
@@ -487,6 +491,7 @@ class FaissIndex(VectorIndex):
         live = self._slots.live()
         self._graph = self._new_graph()
         self._node_slot[:] = -1
+        self._nodes_are_slots = True  # the new graph numbers its nodes from 0 again
         self._slot_node[:] = -1
         if len(live):
             faiss.omp_set_num_threads(self._threads)
@@ -584,12 +589,16 @@ class FaissIndex(VectorIndex):
             graph.search_c(1, at, k, buffers.scores_at, buffers.nodes_at, beam)
             if buffers.nodes[0, -1] < 0:  # faiss pads a short answer with -1
                 return None
-            slots = self._node_slot[buffers.nodes]  # a gather beats np.take(out=) 5x
+            if self._nodes_are_slots:  # dead nodes are never found here (see _beam)
+                slots_at = buffers.nodes_at
+            else:
+                slots = self._node_slot[buffers.nodes]  # a gather beats np.take(out=) 5x
+                slots_at = faiss.swig_ptr(slots)
             vectors = self._slots.vectors
             self._rerank(
                 at,
                 faiss.swig_ptr(vectors),
-                faiss.swig_ptr(slots),
+                slots_at,
                 self.options.dim,
                 1,
                 len(vectors),
@@ -814,6 +823,7 @@ class FaissIndex(VectorIndex):
                 self._slot_node = np.full(size, -1, np.int64)
                 alive = np.flatnonzero(node_slot >= 0)
                 self._slot_node[node_slot[alive]] = alive
+                self._nodes_are_slots = bool(np.array_equal(node_slot[alive], alive))
             else:
                 self._ivf = index
 
