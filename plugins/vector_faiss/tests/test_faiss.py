@@ -475,17 +475,25 @@ def _advised_for_huge_pages(address: int) -> bool:
 def test_graph_memory_is_advised_onto_huge_pages_as_it_grows(quantizer: str) -> None:
     from alopex_vector_faiss.hugepages import PAGE
 
-    index = make("l2", 64, kind="hnsw", m=16, ef_construction=64, quantizer=quantizer)
-    vectors = clustered(40_000, 64, queries=0).vectors
+    def first_whole_page(region: tuple[int, int]) -> int:
+        """The start of the first 2 MiB page inside ``region`` (only whole pages are
+        advised; a region of 4 MiB or more holds one wherever it starts)."""
+        address, size = region
+        start = -(-address // PAGE) * PAGE
+        assert start + PAGE <= address + size
+        return start
+
+    dim = 128  # 20,000 fp16 codes are 5 MB
+    index = make("l2", dim, kind="hnsw", m=16, ef_construction=64, quantizer=quantizer)
+    vectors = clustered(40_000, dim, queries=0).vectors
     index.add(np.arange(20_000), vectors[:20_000])
     first = dict(index._huge_pages.advised)
     assert set(first) == {"codes", "links"}
-    codes_at, codes_size = first["codes"]
-    assert codes_size == 20_000 * 64 * (4 if quantizer == "none" else 2)
-    assert _advised_for_huge_pages(codes_at + codes_size // 2)
+    assert first["codes"][1] == 20_000 * dim * (4 if quantizer == "none" else 2)
+    assert _advised_for_huge_pages(first_whole_page(first["codes"]))
     index.add(np.arange(20_000, 40_000), vectors[20_000:])  # the regions grow (and move)
     grown = index._huge_pages.advised
-    assert grown["codes"][1] == 2 * codes_size
-    assert _advised_for_huge_pages(grown["codes"][0] + PAGE)
+    assert grown["codes"][1] == 2 * first["codes"][1]
+    assert _advised_for_huge_pages(first_whole_page(grown["codes"]))
     found, _ = index.search(vectors[:5], 1, params={"ef_search": 256})
     assert found[:, 0].tolist() == [0, 1, 2, 3, 4]  # the memory holds the same vectors
