@@ -250,8 +250,7 @@ class HnswIndex(VectorIndex):
         if allow is None and k:
             with self._lock:  # the common case, as close to a bare knn_query as it gets
                 if k <= len(self._live):
-                    if max(ef, k) != self._ef:
-                        self._use_ef(max(ef, k))
+                    self._use_ef(max(ef, k))
                     try:
                         labels, dist = self._graph.knn_query(matrix, k=k, num_threads=self._threads)
                     except RuntimeError:  # deleted slots hid some of k: the widening path
