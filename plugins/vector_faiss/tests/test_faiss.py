@@ -19,6 +19,7 @@ from alopex.errors import ConfigError, DataError, StorageCorruption
 from alopex.testing import IndexSuite
 from alopex.testing._engines import open_index
 from alopex.testing.index import SELECTIVITIES, check_results, clustered, recall
+from alopex.testing.memory import advised, huge_pages_on
 from alopex_vector_faiss.index import MAX_CACHED, FaissIndex
 
 DIM = 32
@@ -449,31 +450,10 @@ def test_plugin_import_does_not_load_faiss() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def _huge_pages_on() -> bool:
-    try:
-        mode = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
-    except OSError:
-        return False
-    return sys.platform == "linux" and "[never]" not in mode
-
-
-def _advised_for_huge_pages(address: int) -> bool:
-    """Whether the mapping holding ``address`` carries the MADV_HUGEPAGE flag ("hg")."""
-    inside = False
-    for line in Path("/proc/self/smaps").read_text().splitlines():
-        head = line.split(maxsplit=1)[0]
-        if "-" in head and not head.endswith(":"):
-            low, high = (int(part, 16) for part in head.split("-"))
-            inside = low <= address < high
-        elif inside and head == "VmFlags:":
-            return "hg" in line.split()
-    return False
-
-
-@pytest.mark.skipif(not _huge_pages_on(), reason="needs Linux transparent huge pages")
+@pytest.mark.skipif(not huge_pages_on(), reason="needs Linux transparent huge pages")
 @pytest.mark.parametrize("quantizer", ["none", "fp16"])
 def test_graph_memory_is_advised_onto_huge_pages_as_it_grows(quantizer: str) -> None:
-    from alopex_vector_faiss.hugepages import PAGE
+    from alopex.hugepages import PAGE
 
     def first_whole_page(region: tuple[int, int]) -> int:
         """The start of the first 2 MiB page inside ``region`` (only whole pages are
@@ -490,10 +470,10 @@ def test_graph_memory_is_advised_onto_huge_pages_as_it_grows(quantizer: str) -> 
     first = dict(index._huge_pages.advised)
     assert set(first) == {"codes", "links"}
     assert first["codes"][1] == 20_000 * dim * (4 if quantizer == "none" else 2)
-    assert _advised_for_huge_pages(first_whole_page(first["codes"]))
+    assert advised(first_whole_page(first["codes"]))
     index.add(np.arange(20_000, 40_000), vectors[20_000:])  # the regions grow (and move)
     grown = index._huge_pages.advised
     assert grown["codes"][1] == 2 * first["codes"][1]
-    assert _advised_for_huge_pages(first_whole_page(grown["codes"]))
+    assert advised(first_whole_page(grown["codes"]))
     found, _ = index.search(vectors[:5], 1, params={"ef_search": 256})
     assert found[:, 0].tolist() == [0, 1, 2, 3, 4]  # the memory holds the same vectors

@@ -18,6 +18,7 @@ from alopex.errors import ConfigError, DataError, StorageCorruption
 from alopex.testing import IndexSuite
 from alopex.testing._engines import open_index
 from alopex.testing.index import SELECTIVITIES, check_results, clustered, recall
+from alopex.testing.memory import advised_holding, huge_pages_on
 from alopex_vector_hnsw.index import HnswIndex
 
 DIM = 32
@@ -82,6 +83,29 @@ def test_a_full_graph_doubles_its_capacity() -> None:
         capacities.append(index.stats()["capacity"])
     assert len(index) == 1_000
     assert capacities == [128, 256, 512, 512, 512, 1024, 1024, 1024, 1024, 1024]
+
+
+@pytest.mark.skipif(not huge_pages_on(), reason="needs Linux transparent huge pages")
+def test_graph_memory_is_advised_onto_huge_pages(tmp_path: Path) -> None:
+    """hnswlib allocates its graph out of sight: the mapping that holds a node (its
+    vector, then its label) must carry the huge-page advice once the graph is made,
+    grown and loaded."""
+    dim, rows = 1024, 9_000  # 9,000 nodes of 16 links + 4096 + 12 bytes: 36 MiB, which
+    vectors = clustered(2 * rows, dim, 10).vectors  # malloc maps afresh
+
+    def node(i: int) -> bytes:
+        return vectors[i].tobytes() + i.to_bytes(8, "little")
+
+    index = HnswIndex(IndexOptions(dim, "l2", {"max_elements": rows, **CHEAP}))
+    index.add(np.arange(rows), vectors[:rows])
+    assert advised_holding(node(rows - 1)) is True
+    index.add(np.arange(rows, 2 * rows), vectors[rows:])  # doubles the capacity
+    assert advised_holding(node(2 * rows - 1)) is True
+    index.save(tmp_path / "graph")
+    del index
+    loaded = HnswIndex(IndexOptions(dim, "l2", CHEAP))
+    loaded.load(tmp_path / "graph")
+    assert advised_holding(node(2 * rows - 1)) is True
 
 
 # -- filtered search through the graph ----------------------------------------------------
