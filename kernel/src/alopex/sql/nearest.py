@@ -58,6 +58,11 @@ class NearestLookup:
     #: the row id alone, or with the score: answered from the index, no row read
     key_only: bool = attrs.field(init=False)
     key_and_score: bool = attrs.field(init=False)
+    #: [(the last transaction this plan found itself current in, its log counter)]: a
+    #: snapshot's catalog version and counter cannot change, so later runs skip both reads
+    checked: list[tuple[Any, int]] = attrs.field(
+        init=False, factory=lambda: [(None, 0)], eq=False, repr=False
+    )
 
     @key.default
     def _key(self) -> int:
@@ -162,11 +167,17 @@ class NearestLookup:
         self, session: Session, tx: MvccTransaction, params: Params
     ) -> list[tuple[Any, ...]] | None:
         """The rows, or None when the general path must answer."""
-        if session._ddl_in_tx or isinstance(params, Mapping) or self.table.id in session.written:
+        if session._ddl_in_tx or self.table.id in session.written:
             return None
-        raw_version = session.read_fixed(tx, VERSION_KEY)
-        if (int(raw_version) if raw_version else 0) != self.version:
+        if type(params) is not tuple and isinstance(params, Mapping):
             return None
+        checked_in, wanted = self.checked[0]
+        if checked_in is not tx:
+            raw_version = session.read_fixed(tx, VERSION_KEY)
+            if (int(raw_version) if raw_version else 0) != self.version:
+                return None
+            wanted = ann.log_count(session.read_fixed(tx, self.counter))
+            self.checked[0] = (tx, wanted)
         try:
             query = np.asarray(params[self.parameter], dtype=np.float32)
         except (TypeError, ValueError):
@@ -178,7 +189,6 @@ class NearestLookup:
         if not math.isfinite(query.dot(query)) and not np.isfinite(query).all():
             return None
         state = session.state
-        wanted = ann.log_count(session.read_fixed(tx, self.counter))
         searched = state.ann.search(
             tx,
             self.table,
