@@ -1299,8 +1299,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[Spec, Path | None]:
     p.add_argument("--queries", type=int, default=200, help="held-out query vectors (200)")
     p.add_argument(
         "--ef",
-        default="16,20,24,28,32,48,64,128",
-        help="ef sweep (16,20,24,28,32,48,64,128: steps of 4 around recall 0.95)",
+        default="16,20,22,24,26,28,30,32,48,64,128",
+        help="ef sweep (16,20,22,...,32,48,64,128: steps of 2 around recall 0.95, so "
+        "each system is compared close to its own 0.95 point)",
     )
     p.add_argument("--metric", choices=("cosine", "l2", "inner"), default="cosine")
     p.add_argument("--filter-ef", type=int, default=64, help="ef of filtered searches (64)")
