@@ -115,7 +115,7 @@ WARMUP = 5  # untimed queries before each timed pass (caches, lazy set-up)
 # ever adds time (as sql.py keeps the best of its runs). The Rust package, in its own
 # process, runs its passes by the same rule.
 PASS_SECONDS = 1.0
-MAX_PASSES = 5
+MAX_PASSES = 15
 # A build is one C call per CHUNK rows that no soft guard can stop, and 100k x 384 takes
 # ~100 s here on a good run: the hard limit is a safety net, not a budget.
 HARD_FACTOR = 5.0

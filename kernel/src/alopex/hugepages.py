@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import mmap
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 PAGE = 2 << 20
+SMALL_PAGE = mmap.PAGESIZE
 #: glibc's malloc maps a block this large or larger afresh (below it, its threshold moves
 #: and a block may reuse memory already mapped, where no new mapping shows it)
 MMAP_THRESHOLD_MAX = 32 << 20
@@ -52,15 +54,22 @@ _madvise = _load_madvise()
 
 
 def advise(address: int, size: int) -> int:
-    """Ask for huge pages over the whole 2 MiB pages within ``[address, address + size)``
-    (then collapse the pages already in use); the bytes covered, 0 when there were none
-    or the system refused."""
-    start = -(-address // PAGE) * PAGE
-    end = (address + size) // PAGE * PAGE
+    """Ask for huge pages over the memory pages of ``[address, address + size)``, then
+    collapse the whole 2 MiB pages within it that are already in use; the bytes of such
+    whole pages, 0 when there were none or the system refused. The advice covers the
+    partial ends too, so a mapping advised end to end stays one mapping (the kernel
+    splits one advised in part) and keeps the flag wherever it grows."""
+    start = address // SMALL_PAGE * SMALL_PAGE
+    end = -(-(address + size) // SMALL_PAGE) * SMALL_PAGE
     if _madvise is None or end <= start or _madvise(start, end - start, MADV_HUGEPAGE):
         return 0
-    _madvise(start, end - start, MADV_COLLAPSE)  # best effort: khugepaged gets there later
-    return end - start
+    whole_start = -(-address // PAGE) * PAGE
+    whole_end = (address + size) // PAGE * PAGE
+    if whole_end <= whole_start:
+        return 0
+    # best effort: where it fails, khugepaged gets there later
+    _madvise(whole_start, whole_end - whole_start, MADV_COLLAPSE)
+    return whole_end - whole_start
 
 
 def _anonymous_mappings() -> set[tuple[int, int]]:

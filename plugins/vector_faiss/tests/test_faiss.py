@@ -456,8 +456,8 @@ def test_graph_memory_is_advised_onto_huge_pages_as_it_grows(quantizer: str) -> 
     from alopex.hugepages import PAGE
 
     def first_whole_page(region: tuple[int, int]) -> int:
-        """The start of the first 2 MiB page inside ``region`` (only whole pages are
-        advised; a region of 4 MiB or more holds one wherever it starts)."""
+        """The start of the first 2 MiB page inside ``region``, where a huge page can be
+        (a region of 4 MiB or more holds one wherever it starts)."""
         address, size = region
         start = -(-address // PAGE) * PAGE
         assert start + PAGE <= address + size

@@ -4,8 +4,10 @@ its file format and a plugin import that does not load hnswlib."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -102,7 +104,10 @@ def test_graph_memory_is_advised_onto_huge_pages(tmp_path: Path) -> None:
     index.add(np.arange(rows, 2 * rows), vectors[rows:])  # doubles the capacity
     assert advised_holding(node(2 * rows - 1)) is True
     index.save(tmp_path / "graph")
+    gone = weakref.ref(index)
     del index
+    gc.collect()
+    assert gone() is None  # its graph is unmapped: only the loaded one can hold the node
     loaded = HnswIndex(IndexOptions(dim, "l2", CHEAP))
     loaded.load(tmp_path / "graph")
     assert advised_holding(node(2 * rows - 1)) is True

@@ -37,8 +37,10 @@ def advised(address: int) -> bool:
 
 
 def advised_holding(needle: bytes) -> bool | None:
-    """Whether the anonymous mapping whose bytes hold ``needle`` (say, a node a library
-    allocated out of sight) is advised for huge pages; None when none holds it."""
+    """Whether an anonymous mapping whose bytes hold ``needle`` (say, a node a library
+    allocated out of sight) is advised for huge pages: True if one is, False if some hold
+    it but none is (freed buffers may keep stale copies), None if none holds it."""
+    found: bool | None = None
     with open("/proc/self/mem", "rb", buffering=0) as memory:
         for low, high, anonymous, hg in _mappings():
             if not anonymous or high - low < len(needle):
@@ -46,7 +48,9 @@ def advised_holding(needle: bytes) -> bool | None:
             memory.seek(low)
             try:
                 if needle in memory.read(high - low):
-                    return hg
+                    if hg:
+                        return True
+                    found = False
             except OSError:  # not readable (a guard page)
                 continue
-    return None
+    return found

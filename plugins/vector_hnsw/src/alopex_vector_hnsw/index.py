@@ -401,7 +401,8 @@ class HnswIndex(VectorIndex):
             try:
                 with os.fdopen(fd, "wb") as out:
                     shutil.copyfileobj(file, out, 1 << 20)
-                at_least = self._graph_bytes(len(header["live"]) // 8, int(header["m"]))
+                m = int(header.get("m") or self.params.m)  # at least the live nodes' block
+                at_least = self._graph_bytes(len(header["live"]) // 8, m)
                 with advise_new_mappings(at_least):
                     graph.load_index(staged, allow_replace_deleted=True)
             except RuntimeError as err:
