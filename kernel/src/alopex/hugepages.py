@@ -12,7 +12,9 @@ own large arrays; the C++ libraries behind the providers do not, so the provider
   ``init_index``, ``resize_index``, ``load_index``): the anonymous mappings that appear
   or change during the call and are at least as large as the memory expected are
   advised, read from ``/proc/self/maps`` before and after. Only for 32 MiB or more,
-  which malloc always maps afresh; a smaller graph mostly fits the CPU's caches anyway.
+  which glibc's malloc maps afresh unless a library raised its mmap threshold (then the
+  block may come from the heap, shows no new mapping and stays on small pages); a
+  smaller graph mostly fits the CPU's caches anyway.
 
 Advice never changes what memory holds. Where there is no such thing (not Linux, huge
 pages turned off, a kernel before 6.1 for the collapse of pages already in use) the
