@@ -55,23 +55,19 @@ def _load_madvise() -> Callable[[int, int, int], int] | None:
 _madvise = _load_madvise()
 
 
-def advise(address: int, size: int) -> int:
+def advise(address: int, size: int) -> None:
     """Ask for huge pages over the memory pages of ``[address, address + size)``, then
-    collapse the whole 2 MiB pages within it that are already in use; the bytes of such
-    whole pages, 0 when there were none or the system refused. The advice covers the
-    partial ends too, so a mapping advised end to end stays one mapping (the kernel
+    collapse the whole 2 MiB pages within it that are already in use. The advice covers
+    the partial ends too, so a mapping advised end to end stays one mapping (the kernel
     splits one advised in part) and keeps the flag wherever it grows."""
     start = address // SMALL_PAGE * SMALL_PAGE
     end = -(-(address + size) // SMALL_PAGE) * SMALL_PAGE
     if _madvise is None or end <= start or _madvise(start, end - start, MADV_HUGEPAGE):
-        return 0
+        return
     whole_start = -(-address // PAGE) * PAGE
     whole_end = (address + size) // PAGE * PAGE
-    if whole_end <= whole_start:
-        return 0
-    # best effort: where it fails, khugepaged gets there later
-    _madvise(whole_start, whole_end - whole_start, MADV_COLLAPSE)
-    return whole_end - whole_start
+    if whole_end > whole_start:  # best effort: where it fails, khugepaged gets there later
+        _madvise(whole_start, whole_end - whole_start, MADV_COLLAPSE)
 
 
 def _anonymous_mappings() -> set[tuple[int, int]]:
