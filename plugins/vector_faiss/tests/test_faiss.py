@@ -328,8 +328,8 @@ def test_one_query_maps_nodes_to_rows_once_freed_slots_are_reused() -> None:
 
 
 def test_single_queries_at_many_limits_agree_with_batches_and_keep_few_buffers() -> None:
-    """The one-query path keeps output buffers per k; any k answers what a batch of
-    queries (the other path) answers, and the buffers kept stay few."""
+    """The one-query path keeps output buffers per k (and thread); any k answers what a
+    batch of queries (the other path) answers, and the buffers kept stay few."""
     data = clustered(500, DIM, 2)
     index = make("l2", **CHEAP_HNSW)
     index.add(data.ids, data.vectors)
@@ -338,7 +338,7 @@ def test_single_queries_at_many_limits_agree_with_batches_and_keep_few_buffers()
         batch_ids, batch_dist = index.search(data.queries, k)
         assert np.array_equal(ids[0], batch_ids[0])
         np.testing.assert_allclose(dist[0], batch_dist[0], rtol=1e-5, atol=1e-5)
-    assert 0 < len(index._buffers) <= MAX_CACHED
+    assert 0 < len(index._buffers.by_k) <= MAX_CACHED
 
 
 # -- faiss's own search: filtered, widened, per-call parameters ---------------------------

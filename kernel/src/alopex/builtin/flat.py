@@ -12,6 +12,7 @@ import numpy.typing as npt
 from alopex.contracts.index import (
     Ids,
     IndexOptions,
+    SearchGate,
     VectorIndex,
     Vectors,
     as_ids,
@@ -29,6 +30,7 @@ class FlatIndex(VectorIndex):
         self._vectors = np.empty((0, options.dim), dtype=np.float32)
         self._ids = np.empty(0, dtype=np.int64)
         self._slot: dict[int, int] = {}
+        self._gate = SearchGate()  # NumPy releases the GIL in the products: searches overlap
 
     def _prepare(self, vectors: npt.ArrayLike, what: str = "vectors") -> Vectors:
         matrix = as_vectors(vectors, self.options.dim, what)
@@ -43,14 +45,19 @@ class FlatIndex(VectorIndex):
         if len(ids) != len(matrix):
             raise InvalidArgument(f"{len(ids)} ids for {len(matrix)} vectors")
         ids, matrix = last_wins(ids, matrix)
-        self.remove(ids)
-        start = len(self._ids)
-        self._vectors = np.concatenate([self._vectors, matrix])
-        self._ids = np.concatenate([self._ids, ids])
-        self._slot.update((int(i), start + n) for n, i in enumerate(ids))
+        with self._gate.exclusive():
+            self.remove(ids)
+            start = len(self._ids)
+            self._vectors = np.concatenate([self._vectors, matrix])
+            self._ids = np.concatenate([self._ids, ids])
+            self._slot.update((int(i), start + n) for n, i in enumerate(ids))
 
     def remove(self, ids: Ids) -> None:
-        for row_id in as_ids(ids).tolist():
+        with self._gate.exclusive():
+            self._remove(as_ids(ids))
+
+    def _remove(self, ids: Ids) -> None:
+        for row_id in ids.tolist():
             slot = self._slot.pop(row_id, None)
             if slot is None:
                 continue
@@ -74,6 +81,13 @@ class FlatIndex(VectorIndex):
         if k < 0:
             raise InvalidArgument(f"k must be >= 0, got {k}")
         q = self._prepare(queries, "queries")
+        self._gate.enter()
+        try:
+            return self._search(q, k, allow)
+        finally:
+            self._gate.leave()
+
+    def _search(self, q: Vectors, k: int, allow: Ids | None) -> tuple[Ids, npt.NDArray[np.float32]]:
         matrix, ids = self._vectors, self._ids
         if allow is not None:
             mask = np.isin(ids, as_ids(allow))
@@ -96,7 +110,7 @@ class FlatIndex(VectorIndex):
         return out_ids, out_dist
 
     def save(self, path: Path) -> None:
-        with open(path, "wb") as file:
+        with self._gate.exclusive(), open(path, "wb") as file:
             np.savez(file, ids=self._ids, vectors=self._vectors)
 
     def load(self, path: Path) -> None:
@@ -107,8 +121,9 @@ class FlatIndex(VectorIndex):
                 f"{path} holds {vectors.shape[1]}-dimensional vectors, "
                 f"this index {self.options.dim}-dimensional ones"
             )
-        self._ids, self._vectors = ids, vectors
-        self._slot = {int(i): n for n, i in enumerate(self._ids)}
+        with self._gate.exclusive():
+            self._ids, self._vectors = ids, vectors
+            self._slot = {int(i): n for n, i in enumerate(ids)}
 
     def __len__(self) -> int:
         return len(self._ids)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,11 @@ class VectorIndex(ABC):
     *squared* Euclidean distance, which ranks like the Euclidean one and needs no square
     root; for ``inner`` it is ``-inner product``.) Vectors or queries of another dimension
     than ``options.dim`` raise :class:`~alopex.errors.DataError`.
+
+    Threads: ``search`` may be called from several threads at once and should run them
+    side by side (the graph libraries release the GIL while they walk, so a second core
+    serves a second search); every other method runs alone. :class:`SearchGate` does
+    both.
     """
 
     options: IndexOptions
@@ -80,6 +87,78 @@ class VectorIndex(ABC):
 
 
 IndexFactory = Callable[[IndexOptions], VectorIndex]
+
+
+class SearchGate:
+    """Searches side by side, everything else alone.
+
+    A search calls :meth:`enter`, then :meth:`leave` in a ``finally`` (plain calls: a
+    ``with`` block costs a Python call each way); whatever changes the index runs in
+    ``with gate.exclusive():``, which holds new searches back (writers go first, so a
+    stream of searches cannot starve them), waits for the running ones to end and runs
+    alone. A search may need a *setting* of the whole index rather than of one query
+    (hnswlib's ef): one wanting another value than the one in force changes it as an
+    exclusive step, through ``change``; inside ``exclusive()``, :meth:`use` does that.
+    """
+
+    def __init__(self, change: Callable[[int], None] | None = None, setting: int = 0) -> None:
+        self.setting = setting  # the value in force
+        self._change = change
+        self._lock = threading.RLock()  # RLock: exclusive() may nest
+        self._turn = threading.Condition(self._lock)
+        self._searching = 0
+        self._exclusive = 0  # threads in exclusive() or waiting to be
+        self._owner: int | None = None  # the thread running exclusive()
+        self._waiting = 0  # threads waiting on _turn
+
+    def enter(self, setting: int = 0) -> None:
+        """Count a search in, once no exclusive step runs or waits, at ``setting``."""
+        with self._lock:
+            while self._exclusive and self._owner != threading.get_ident():
+                self._wait()
+            if setting != self.setting:
+                with self.exclusive():
+                    self.use(setting)
+            self._searching += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._searching -= 1
+            if not self._searching:
+                self._wake()
+
+    def use(self, setting: int) -> None:
+        """Put the index at ``setting`` (inside ``exclusive()``)."""
+        if setting != self.setting:
+            if self._change is not None:
+                self._change(setting)
+            self.setting = setting
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._lock:
+            self._exclusive += 1
+            outer = self._owner
+            try:
+                while self._searching and outer is None:
+                    self._wait()
+                self._owner = threading.get_ident()
+                yield
+            finally:
+                self._owner = outer
+                self._exclusive -= 1
+                self._wake()
+
+    def _wait(self) -> None:
+        self._waiting += 1
+        try:
+            self._turn.wait()
+        finally:
+            self._waiting -= 1
+
+    def _wake(self) -> None:
+        if self._waiting:
+            self._turn.notify_all()
 
 
 def as_ids(ids: npt.ArrayLike) -> Ids:

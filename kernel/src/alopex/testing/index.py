@@ -1,10 +1,12 @@
 """The vector index conformance suite: recall against the exact ``flat`` index, updates,
-removals, filtered search, persistence, padding, batch queries and dimension checks."""
+removals, filtered search, threads, persistence, padding, batch queries and dimension
+checks."""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -112,6 +114,18 @@ def check_results(
             dist, true_distance(metric, queries, vectors), rtol=1e-3, atol=1e-3
         )
         assert (np.diff(dist, axis=1) >= -1e-4).all(), "not closest first"
+
+
+def run_threads(targets: Iterable[Callable[[], None]], timeout: float = 120) -> None:
+    """Run ``targets`` on threads at once; fail if one is still running after ``timeout``
+    seconds (a deadlock)."""
+    threads = [threading.Thread(target=target, daemon=True) for target in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    stuck = sum(thread.is_alive() for thread in threads)
+    assert not stuck, f"{stuck} of {len(threads)} threads still running after {timeout} s"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -254,6 +268,74 @@ class IndexSuite:
         for allow in (np.array([], dtype=np.int64), np.array([-5, 3, 999], dtype=np.int64)):
             ids, dist = built.index.search(queries, self.k, allow=allow)
             assert (ids == -1).all() and np.isinf(dist).all()
+
+    # -- threads --------------------------------------------------------------------------
+
+    def test_threads_search_side_by_side(self, built: Built) -> None:
+        """Four threads searching one query at a time, two of them at a beam width far
+        from the others' (hnswlib's is per graph), get what one thread gets."""
+        queries = built.data.queries
+        knobs: list[Mapping[str, int]] = [
+            {"ef_search": 10, "nprobe": 1},
+            {"ef_search": 200, "nprobe": 64},
+        ]
+        serial = [
+            [built.index.search(q[None, :], self.k, params=p) for q in queries] for p in knobs
+        ]
+        failures: list[BaseException] = []
+
+        def search(turn: int) -> None:
+            try:
+                for _ in range(5):
+                    for n, query in enumerate(queries):
+                        ids, dist = built.index.search(query[None, :], self.k, params=knobs[turn])
+                        np.testing.assert_array_equal(ids, serial[turn][n][0])
+                        np.testing.assert_allclose(dist, serial[turn][n][1], rtol=1e-6)
+            except BaseException as error:  # reported by the main thread
+                failures.append(error)
+
+        run_threads([functools.partial(search, n % 2) for n in range(4)])
+        assert not failures, failures[0]
+
+    @pytest.mark.parametrize("metric", METRICS)
+    def test_searches_while_adding_and_removing(self, metric: str) -> None:
+        """One thread adds new vectors (the index grows) and removes some while two
+        search: every answer holds ids that were added, with their true distances, and
+        the index ends as if the writes had run alone."""
+        data = self.small()
+        index, reference = self.loaded_pair(metric, data)
+        extra = clustered(3_000, self.dim, 1, seed=11)
+        new_ids = extra.ids + 2**41  # apart from data.ids
+        every = {**data.model(), **dict(zip(new_ids.tolist(), extra.vectors, strict=True))}
+        steps = [(new_ids[n::6], extra.vectors[n::6], new_ids[n::12]) for n in range(6)]
+        failures: list[BaseException] = []
+        writing = True
+
+        def write() -> None:
+            nonlocal writing
+            try:
+                for ids, vectors, gone in steps:
+                    index.add(ids, vectors)
+                    index.remove(gone)
+            finally:
+                writing = False
+
+        def search() -> None:
+            try:
+                while writing:
+                    found = index.search(data.queries[:3], self.k)
+                    check_results(metric, data.queries[:3], self.k, found, every)
+            except BaseException as error:  # reported by the main thread
+                failures.append(error)
+
+        run_threads([write, search, search])
+        assert not failures, failures[0]
+        for ids, vectors, gone in steps:
+            reference.add(ids, vectors)
+            reference.remove(gone)
+            for row_id in gone.tolist():
+                del every[row_id]
+        self.compare(metric, index, reference, every, data.queries, self.k)
 
     # -- persistence ----------------------------------------------------------------------
 

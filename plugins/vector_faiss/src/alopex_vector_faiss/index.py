@@ -95,6 +95,7 @@ from alopex.contracts.index import (
     METRICS,
     Ids,
     IndexOptions,
+    SearchGate,
     VectorIndex,
     Vectors,
     as_ids,
@@ -360,7 +361,8 @@ class FaissIndex(VectorIndex):
         self._faiss_metric = (
             faiss.METRIC_L2 if options.metric == "l2" else faiss.METRIC_INNER_PRODUCT
         )
-        self._lock = threading.RLock()
+        #: one unfiltered HNSW query at a time per thread, side by side; the rest alone
+        self._gate = SearchGate()
         self._slots = _Slots(options.dim)
         #: IVF: the trained faiss index (ids are slots), None while the copy is searched
         self._ivf: Any = None
@@ -375,10 +377,12 @@ class FaissIndex(VectorIndex):
         #: HNSW: the graph's memory on 2 MiB pages (see hugepages.py)
         self._huge_pages = HugePages()
         #: HNSW: ``SearchParametersHNSW`` per efSearch of one unfiltered query, made once
-        #: per change of the live nodes (see _beam)
+        #: per change of the live nodes (see _beam), under _beams_lock: a beam may point
+        #: into the live-node bitmap, which must not be made twice
         self._beams: dict[int, Any] = {}
-        #: one query's output buffers per k (see _search_one)
-        self._buffers: dict[int, _OneQuery] = {}
+        self._beams_lock = threading.Lock()
+        #: one query's output buffers per k, per thread (see _search_one)
+        self._buffers = threading.local()
         #: faiss's exact top-k over given rows of the copy, for re-ranking
         self._rerank = (
             faiss.knn_L2sqr_by_idx if options.metric == "l2" else faiss.knn_inner_products_by_idx
@@ -426,7 +430,7 @@ class FaissIndex(VectorIndex):
                 f"faiss index with quantizer='fp16': a coordinate of {peak:g} does not fit in "
                 f"float16 (at most {FP16_MAX:g}); use quantizer='none' for vectors this large"
             )
-        with self._lock:
+        with self._gate.exclusive():
             slots, known = self._slots.put(ids, matrix)
             faiss.omp_set_num_threads(self._threads)
             if self._graph is not None:
@@ -469,7 +473,8 @@ class FaissIndex(VectorIndex):
 
     def _nodes_changed(self) -> None:
         """Forget what depends on which nodes are live: the live-node bitmap and the
-        one-query search parameters that may point into it."""
+        one-query search parameters that may point into it (no search runs: writes are
+        exclusive)."""
         self._live_nodes = None
         self._beams.clear()
 
@@ -500,7 +505,7 @@ class FaissIndex(VectorIndex):
 
     def remove(self, ids: Ids) -> None:
         unique = np.unique(as_ids(ids))
-        with self._lock:
+        with self._gate.exclusive():
             slots = self._slots.drop(unique)
             if not len(slots):
                 return
@@ -534,7 +539,7 @@ class FaissIndex(VectorIndex):
         if not len(matrix) or not k:
             return out_ids, out_dist
         matrix = self._prepare(matrix)
-        with self._lock:
+        with self._gate.exclusive():
             live = len(self._slots)
             candidates = None if allow is None else self._slots.slots_of(np.unique(as_ids(allow)))
             count = live if candidates is None else len(candidates)
@@ -555,8 +560,8 @@ class FaissIndex(VectorIndex):
     ) -> tuple[Ids, Distances] | None:
         """One unfiltered query, the common case: faiss's search and the exact re-rank of
         its k answers, both through faiss's C++ entry points (``search_c``,
-        ``knn_*_by_idx``) on buffers kept per k (searches hold the lock, so one set
-        serves them all, and their pointers are made once), without the batch path's
+        ``knn_*_by_idx``, which release the GIL: threads search side by side) on buffers
+        kept per k and thread (their pointers made once), without the batch path's
         bookkeeping. None when that path must answer (faiss found fewer than k live
         nodes: it widens).
 
@@ -564,21 +569,18 @@ class FaissIndex(VectorIndex):
         walk and the ranking are those of the query as given, and the exact inner
         products are then cosines, one subtraction from distances (dividing them by the
         query's norm in NumPy cost 2-3 us a query, more than the copy)."""
-        with self._lock:
+        gate = self._gate
+        gate.enter()
+        try:
             graph, live = self._graph, len(self._slots)
             if graph is None or k > live:
                 return None
             ef = max(int(knobs.get("ef_search") or self.params.ef_search), k)
-            beam = self._beams.get(ef)
-            if beam is None:
-                if len(self._beams) >= MAX_CACHED:  # a few efs and limits are common
-                    self._beams.clear()
-                beam = self._beams[ef] = self._beam(ef)
-            buffers = self._buffers.get(k)
-            if buffers is None:
-                if len(self._buffers) >= MAX_CACHED:
-                    self._buffers.clear()
-                buffers = self._buffers[k] = _OneQuery(k, self.options.dim)
+            beam = self._beams.get(ef) or self._new_beam(ef)
+            try:
+                buffers = self._buffers.by_k[k]
+            except (AttributeError, KeyError):
+                buffers = self._new_buffers(k)
             metric = self.options.metric
             if metric == "cosine":  # the same walk and ranking, and scores ready to use
                 np.copyto(buffers.query, query)
@@ -614,7 +616,25 @@ class FaissIndex(VectorIndex):
                 scores = ONE - buffers.scores
             else:
                 scores = -buffers.scores if metric == "inner" else buffers.scores.copy()
-        return ids, scores
+            return ids, scores
+        finally:
+            gate.leave()
+
+    def _new_beam(self, ef: int) -> Any:
+        with self._beams_lock:
+            beam = self._beams.get(ef)
+            if beam is None:
+                if len(self._beams) >= MAX_CACHED:  # a few efs and limits are common
+                    self._beams.clear()
+                beam = self._beams[ef] = self._beam(ef)
+            return beam
+
+    def _new_buffers(self, k: int) -> _OneQuery:
+        by_k = self._buffers.__dict__.setdefault("by_k", {})
+        if len(by_k) >= MAX_CACHED:
+            by_k.clear()
+        buffers = by_k[k] = _OneQuery(k, self.options.dim)
+        return buffers
 
     def _beam(self, ef: int) -> Any:
         """The search parameters of one unfiltered query at ``ef``: with dead nodes in
@@ -738,7 +758,7 @@ class FaissIndex(VectorIndex):
         """Write one file (see the module docstring), replacing ``path`` atomically."""
         path = Path(path)
         staged = path.with_name(f".{path.name}.tmp")
-        with self._lock:
+        with self._gate.exclusive():
             slots, size = self._slots, self._slots.size
             index = self._graph if self._graph is not None else self._ivf
             nodes = 0 if self._graph is None else int(self._graph.ntotal)
@@ -812,7 +832,7 @@ class FaissIndex(VectorIndex):
             ef_construction=header["ef_construction"],
             quantizer=header.get("quantizer", "none"),
         )
-        with self._lock:
+        with self._gate.exclusive():
             self.params, self._slots = params, slots
             self._nodes_changed()
             if header["kind"] == "hnsw":
@@ -845,7 +865,7 @@ class FaissIndex(VectorIndex):
 
     def stats(self) -> dict[str, Any]:
         """Live vectors, slots of the exact copy, and what faiss holds."""
-        with self._lock:
+        with self._gate.exclusive():
             facts: dict[str, Any] = {
                 "kind": self.params.kind,
                 "live": len(self._slots),

@@ -25,7 +25,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from alopex.contracts.index import (
     METRICS,
     Ids,
     IndexOptions,
+    SearchGate,
     VectorIndex,
     Vectors,
     as_ids,
@@ -140,7 +140,8 @@ class HnswIndex(VectorIndex):
         self.params = HnswParams.from_params(options.params)
         self._threads = self.params.num_threads or os.cpu_count() or 1
         self._inner = options.metric == "inner"  # hnswlib answers 1 - dot: subtract 1
-        self._lock = threading.RLock()
+        #: unfiltered searches side by side at one ef (hnswlib's is per graph), the rest alone
+        self._gate = SearchGate(self._set_ef, self.params.ef_search)
         self._live: set[int] = set()
         self._live_sorted: Ids | None = None  # _live as a sorted array, made on demand
         #: removed ids that may still own a deleted slot (and so can be revived in place)
@@ -170,9 +171,13 @@ class HnswIndex(VectorIndex):
         return capacity * (8 * m + 4 + 4 * self.options.dim + 8)
 
     def _configure(self, graph: Any) -> None:
+        """Settings of a graph about to be installed (then ``self._gate.setting`` is its
+        ef)."""
         graph.set_ef(self.params.ef_search)
         graph.set_num_threads(self._threads)
-        self._ef = self.params.ef_search  # what the graph's ef is set to
+
+    def _set_ef(self, ef: int) -> None:
+        self._graph.set_ef(ef)
 
     def _vectors_of(self, ids: Ids) -> Vectors:
         """The vectors of live ``ids`` as stored (unit length for ``cosine``)."""
@@ -191,7 +196,7 @@ class HnswIndex(VectorIndex):
         if not len(ids):
             return
         ids, matrix = last_wins(ids, matrix)
-        with self._lock:
+        with self._gate.exclusive():
             self._revive(self._removed.intersection(ids.tolist()))
             known = np.fromiter((i in self._live for i in ids.tolist()), bool, len(ids))
             if known.any():  # in place: hnswlib updates a live label's vector and links
@@ -237,7 +242,7 @@ class HnswIndex(VectorIndex):
             self._removed.intersection_update(mapped.tolist())
 
     def remove(self, ids: Ids) -> None:
-        with self._lock:
+        with self._gate.exclusive():
             for row_id in self._live.intersection(as_ids(ids).tolist()):
                 self._graph.mark_deleted(row_id & 0xFFFF_FFFF_FFFF_FFFF)
                 self._live.discard(row_id)
@@ -258,21 +263,23 @@ class HnswIndex(VectorIndex):
             raise InvalidArgument(f"k must be >= 0, got {k}")
         matrix = as_vectors(queries, self.options.dim, "queries")
         ef = (params.get("ef_search") if params else None) or self.params.ef_search
-        if allow is None and k:
-            with self._lock:  # the common case, as close to a bare knn_query as it gets
+        if allow is None and k:  # the common case, as close to a bare knn_query as it gets
+            gate = self._gate
+            gate.enter(max(ef, k))
+            try:
                 if k <= len(self._live):
-                    self._use_ef(max(ef, k))
-                    try:
-                        labels, dist = self._graph.knn_query(matrix, k=k, num_threads=self._threads)
-                    except RuntimeError:  # deleted slots hid some of k: the widening path
-                        pass
-                    else:  # fresh C-contiguous uint64 and float32 arrays
-                        return labels.view(np.int64), (dist - ONE if self._inner else dist)
+                    labels, dist = self._graph.knn_query(matrix, k=k, num_threads=self._threads)
+                    # fresh C-contiguous uint64 and float32 arrays
+                    return labels.view(np.int64), (dist - ONE if self._inner else dist)
+            except RuntimeError:  # deleted slots hid some of k: the widening path
+                pass
+            finally:
+                gate.leave()
         out_ids = np.full((len(matrix), k), -1, dtype=np.int64)
         out_dist = np.full((len(matrix), k), np.inf, dtype=np.float32)
         if not len(matrix) or not k:
             return out_ids, out_dist
-        with self._lock:
+        with self._gate.exclusive():
             candidates = None if allow is None else self._allowed(as_ids(allow))
             count = len(self._live) if candidates is None else len(candidates)
             found = min(k, count)
@@ -318,7 +325,7 @@ class HnswIndex(VectorIndex):
         ef = max(ef_search, k)
         slots = self._graph.get_current_count()
         for _ in range(WIDEN_STEPS + 1):
-            self._use_ef(ef)
+            self._gate.use(ef)
             try:
                 labels, dist = self._graph.knn_query(
                     queries, k=k, num_threads=threads, filter=accept
@@ -332,12 +339,6 @@ class HnswIndex(VectorIndex):
         if candidates is None:
             candidates = self._live_ids()
         return self._exact(queries, k, candidates)
-
-    def _use_ef(self, ef: int) -> None:
-        # set_ef is a call into hnswlib; most searches run at the ef of the one before
-        if ef != self._ef:
-            self._graph.set_ef(ef)
-            self._ef = ef
 
     def _distances(self, dist: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         dist = np.asarray(dist, dtype=np.float32)
@@ -362,7 +363,7 @@ class HnswIndex(VectorIndex):
         path = Path(path)
         graph_file = path.with_name(f".{path.name}.graph.tmp")
         staged = path.with_name(f".{path.name}.tmp")
-        with self._lock:
+        with self._gate.exclusive():
             header = msgpack.packb(
                 {
                     "format": FORMAT,
@@ -412,8 +413,9 @@ class HnswIndex(VectorIndex):
         self._configure(graph)
         live = np.frombuffer(header["live"], dtype=np.int64).tolist()
         removed = np.frombuffer(header["removed"], dtype=np.int64).tolist()
-        with self._lock:
+        with self._gate.exclusive():
             self._graph, self._live, self._removed = graph, set(live), set(removed)
+            self._gate.setting = self.params.ef_search
             self._live_sorted = None
 
     def _check_header(self, path: Path, header: Any) -> None:
@@ -433,7 +435,7 @@ class HnswIndex(VectorIndex):
 
     def stats(self) -> dict[str, int]:
         """Live vectors, graph slots in use (live + freed), capacity and graph parameters."""
-        with self._lock:
+        with self._gate.exclusive():
             return {
                 "live": len(self._live),
                 "slots": int(self._graph.get_current_count()),
