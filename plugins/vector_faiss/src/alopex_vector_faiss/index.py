@@ -361,7 +361,7 @@ class FaissIndex(VectorIndex):
         self._faiss_metric = (
             faiss.METRIC_L2 if options.metric == "l2" else faiss.METRIC_INNER_PRODUCT
         )
-        #: one unfiltered HNSW query at a time per thread, side by side; the rest alone
+        #: single unfiltered HNSW queries side by side (buffers per thread), the rest alone
         self._gate = SearchGate()
         self._slots = _Slots(options.dim)
         #: IVF: the trained faiss index (ids are slots), None while the copy is searched
