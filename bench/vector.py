@@ -105,7 +105,11 @@ TAG_LEVELS = 1000  # tags 0..999, each on 1/1000 of the rows: tag < T keeps T/10
 CHUNK = 10_000  # rows per insert / add call; the hard guard can fire between chunks
 TRUTH_CHUNK = 20_000  # rows per block of the exact ground-truth scan
 CHECK_EVERY = 20  # queries between soft-guard checks
-WARMUP = 5  # untimed queries before each timed pass (caches, lazy set-up)
+# Each timed pass follows an untimed pass over the same queries, so that every system
+# starts it with its own index in the caches whatever ran before. (With 5 untimed queries
+# instead, a surface measured right after another surface of the same index started warm
+# and every other system cold: at 128d that put the Python API 8-12% ahead of SQL on one
+# index, and ahead of raw hnswlib at equal ef, until both were warmed the same way.)
 # 200 queries at 5,000/s are a 40 ms window, which this shared machine's noise swamps (one
 # system measured after another moved API/hnswlib from 0.74 to 0.95 between runs). So the
 # systems of one workload (an ef, a filter) take turns: one pass over the queries each, in
@@ -320,26 +324,33 @@ class Runner:
         return bool(self.passes) and len(self.answers) < self.total
 
     def timed_pass(self, queries: np.ndarray, max_seconds: float | None) -> None:
-        """WARMUP untimed queries, then one timed pass over ``queries``, one call each;
-        with ``max_seconds`` (the first pass) it stops starting queries after that."""
+        """An untimed pass over ``queries``, then a timed one, one call per query; with
+        ``max_seconds`` (the first pass) each stops starting queries after that."""
         if self.run is None:
             self.run = self.make()
-        run = self.run
-        for q in queries[:WARMUP]:
-            run(q)
+        _loop(self.run, queries, max_seconds, lambda _answer: None)
         got: list[Any] = []
-        append = got.append
         gc.collect()
         t0 = time.perf_counter()
-        for start in range(0, len(queries), CHECK_EVERY):
-            if start and max_seconds is not None and time.perf_counter() - t0 > max_seconds:
-                break
-            for q in queries[start : start + CHECK_EVERY]:
-                append(run(q))
+        _loop(self.run, queries, max_seconds, got.append)
         self.qps = max(self.qps, len(got) / (time.perf_counter() - t0))
         if not self.passes:
             self.answers, self.total = got, len(queries)
         self.passes += 1
+
+
+def _loop(
+    run: Callable[[np.ndarray], Any],
+    queries: np.ndarray,
+    max_seconds: float | None,
+    keep: Callable[[Any], None],
+) -> None:
+    t0 = time.perf_counter()
+    for start in range(0, len(queries), CHECK_EVERY):
+        if start and max_seconds is not None and time.perf_counter() - t0 > max_seconds:
+            break
+        for q in queries[start : start + CHECK_EVERY]:
+            keep(run(q))
 
 
 def interleaved(runners: list[Runner], queries: np.ndarray, spec: Spec) -> None:
@@ -834,7 +845,7 @@ def run_rust(data: Data, spec: Spec, workdir: Path) -> Outcome:
             build_seconds=spec.build_seconds,
             workdir=workdir,
             check_every=CHECK_EVERY,
-            warmup=WARMUP,
+            warmup=len(data.queries),  # an untimed pass, as timed_pass runs
             pass_seconds=PASS_SECONDS,
             max_passes=MAX_PASSES,
         )
@@ -1024,7 +1035,7 @@ def notes(spec: Spec, results: dict[int, dict[str, Outcome]]) -> list[str]:
         f"the smallest ef where its recall@{K} reaches {RECALL_TARGET:g}.",
         f"QPS: one query per call from a Python loop, the same loop for every system; "
         f"the systems of a workload take turns, one pass over the queries each (after "
-        f"{WARMUP} untimed queries), in an order that rotates each round, for up to "
+        "an untimed pass over them), in an order that rotates each round, for up to "
         f"{MAX_PASSES} rounds while the rounds take under {PASS_SECONDS:g} s per system; "
         "each system's best pass counts (the Rust package, in its own process, runs its "
         "passes by the same rule); "
