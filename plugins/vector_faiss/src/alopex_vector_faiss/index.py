@@ -29,8 +29,9 @@ saves search time, not memory.
 nodes hold float16 vectors: half the bytes read per distance (at 100k x 384, ~1.3x
 faster searches than float32 nodes at the same ef when the graph is not in the caches,
 with recall@10 within 0.005; see docs/plugins.md for when it is), while answers stay
-exactly ranked because the exact copy re-ranks them. Coordinates beyond float16's range (65,504) are refused with a
-``DataError`` rather than stored as infinities; cosine vectors are unit length anyway.
+exactly ranked because the exact copy re-ranks them. Coordinates beyond float16's range
+(65,504) are refused with a ``DataError`` rather than stored as infinities; cosine vectors
+are unit length anyway.
 
 **Training.** IVF needs k-means centroids. Until ``39 * nlist`` vectors are live (``39 *
 max(nlist, 256)`` with ``pq``: each 8-bit sub-quantizer has 256 centroids) the index
