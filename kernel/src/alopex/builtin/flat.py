@@ -46,7 +46,7 @@ class FlatIndex(VectorIndex):
             raise InvalidArgument(f"{len(ids)} ids for {len(matrix)} vectors")
         ids, matrix = last_wins(ids, matrix)
         with self._gate.exclusive():
-            self.remove(ids)
+            self._remove(ids)  # already exclusive
             start = len(self._ids)
             self._vectors = np.concatenate([self._vectors, matrix])
             self._ids = np.concatenate([self._ids, ids])
