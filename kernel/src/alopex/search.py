@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from alopex.connection import Connection
     from alopex.sql.catalog import Catalog
     from alopex.sql.catalog import Table as TableEntry
+    from alopex.sql.session import Session
 
 DISTANCE = "_distance"
 
@@ -41,9 +42,9 @@ class Table:
         self.connection = connection
         self.name = name
         #: vector_column -> (the catalog it was resolved in, column name, metric)
-        self._resolved: dict[str | None, tuple[Any, str, str]] = {}
-        #: a search's shape -> (the catalog it was planned in, its statement, its plan)
-        self._plans: dict[tuple[Any, ...], tuple[Catalog, str, NearestLookup | None]] = {}
+        self._resolved: dict[str | None, tuple[Catalog, str, str]] = {}
+        #: a search's shape -> (the catalog it was planned in, its index-lookup plan)
+        self._plans: dict[tuple[Any, ...], tuple[Catalog, NearestLookup | None]] = {}
         self._entry()  # fail now on an unknown table, with the nearest names
 
     def _entry(self) -> TableEntry:
@@ -68,13 +69,19 @@ class Table:
     def search(self, query: Any, vector_column: str | None = None) -> Search:
         """Nearest rows to ``query`` (one vector, or a 2-D array of many) by the VECTOR
         column (the only one, or ``vector_column``), closest first."""
+        if vector_column not in self._resolved:
+            self._column(vector_column)  # a missing or ambiguous column fails here
+        return Search(self, np.asarray(query, dtype=np.float32), vector_column)
+
+    def _column(self, vector_column: str | None) -> tuple[Catalog, str, str]:
+        """The current catalog, and in it the VECTOR column to search and its metric."""
         session = self.connection._sql()
         catalog = session._load_catalog(session._transaction())
         cached = self._resolved.get(vector_column)
         if cached is None or cached[0] is not catalog:
             column, metric = self._resolve(catalog, vector_column)
             cached = self._resolved[vector_column] = (catalog, column, metric)
-        return Search(self, cached[1], np.asarray(query, dtype=np.float32), cached[2], catalog)
+        return cached
 
     def _resolve(self, catalog: Catalog, vector_column: str | None) -> tuple[str, str]:
         """The VECTOR column to search and its metric (its index's, else its own)."""
@@ -107,18 +114,15 @@ class Search:
     Each query vector runs :meth:`sql` on the connection's session (no cursor). An
     unfiltered search runs the statement's index-lookup plan (sql/nearest.py) directly,
     made once per shape of search: one index search per query vector, no SQL text built
-    or looked up. When the plan declines (a snapshot the index is not at, the
-    transaction's own writes to the table), the statement runs as any other.
+    or looked up, no catalog read (the plan checks the catalog version itself). When the
+    plan declines (a changed catalog, a snapshot the index is not at, the transaction's
+    own writes to the table), the statement runs as any other.
     """
 
-    def __init__(
-        self, table: Table, column: str, query: np.ndarray, metric: str, catalog: Catalog
-    ) -> None:
+    def __init__(self, table: Table, query: np.ndarray, vector_column: str | None) -> None:
         self.table = table
-        self.column = column
         self.query = query
-        self.metric = metric
-        self._catalog = catalog
+        self.vector_column = vector_column
         self._where: str | None = None
         self._select: tuple[str, ...] | None = None
         self._limit = 10
@@ -140,42 +144,54 @@ class Search:
 
     def sql(self) -> str:
         """The statement each query vector runs."""
-        return self._planned()[0]
+        _, column, metric = self.table._column(self.vector_column)
+        return self._statement(column, metric)
 
-    def _planned(self) -> tuple[str, NearestLookup | None]:
-        """The statement and its index-lookup plan (None with a WHERE clause: the general
-        path filters), made once per shape of search and catalog."""
-        shape = (self.column, self.metric, self._where, self._select, self._limit)
-        plans = self.table._plans
-        known = plans.get(shape)
-        if known is None or known[0] is not self._catalog:
-            if len(plans) > 64:  # shapes are few unless the limit varies a lot
-                plans.clear()
-            sql, plan = self._statement(), None
-            if self._where is None:
-                (statement,) = parse(sql)
-                if isinstance(statement, exp.Select):
-                    plan = NearestLookup.build(statement, self._catalog)
-            known = plans[shape] = (self._catalog, sql, plan)
-        return known[1], known[2]
-
-    def _statement(self) -> str:
+    def _statement(self, column: str, metric: str) -> str:
         shown = ", ".join(map(_quote, self._select)) if self._select is not None else "*"
         where = f" WHERE {self._where}" if self._where else ""
         return (
-            f"SELECT {shown}, vector_distance({_quote(self.column)}, ?, '{self.metric}') "
+            f"SELECT {shown}, vector_distance({_quote(column)}, ?, '{metric}') "
             f"AS {DISTANCE} FROM {_quote(self.table.name)}{where} "
             f"ORDER BY {DISTANCE} LIMIT {self._limit}"
         )
 
-    def _result(self, vector: np.ndarray) -> Result:
+    def _planned(self, vector: np.ndarray, records: bool) -> tuple[NearestLookup, Any] | None:
+        """This shape's index-lookup plan and its answer for ``vector`` (rows, or dicts
+        with ``records``), or None when there is no plan or it declines. The plan checks
+        the catalog version itself: one made for an older catalog declines, and is made
+        again here for the current one."""
         session = self.table.connection._sql()
-        sql, plan = self._planned()
-        if plan is not None:
-            rows = session._guarded(session.run_plan, plan, (vector,))
-            if rows is not None:
-                return Result(rows=rows, names=plan.names, types=plan.types)
-        return session.execute(sql, (vector,))
+        shape = (self.vector_column, self._where, self._select, self._limit)
+        known = self.table._plans.get(shape)
+        if known is not None and known[1] is not None:
+            answer = self._run(session, known[1], vector, records)
+            if answer is not None:
+                return known[1], answer
+        catalog, column, metric = self.table._column(self.vector_column)
+        if known is not None and known[0] is catalog:
+            return None  # the plan is current and declined, or there is none
+        plan = None
+        if self._where is None:
+            (statement,) = parse(self._statement(column, metric))
+            if isinstance(statement, exp.Select):
+                plan = NearestLookup.build(statement, catalog)
+        if len(self.table._plans) > 64:  # shapes are few unless the limit varies a lot
+            self.table._plans.clear()
+        self.table._plans[shape] = (catalog, plan)
+        answer = None if plan is None else self._run(session, plan, vector, records)
+        return None if answer is None else (plan, answer)  # type: ignore[return-value]
+
+    @staticmethod
+    def _run(session: Session, plan: NearestLookup, vector: np.ndarray, records: bool) -> Any:
+        return session._guarded(session.run_plan, plan.records if records else plan.run, (vector,))
+
+    def _result(self, vector: np.ndarray) -> Result:
+        found = self._planned(vector, records=False)
+        if found is not None:
+            plan, rows = found
+            return Result(rows=rows, names=plan.names, types=plan.types)
+        return self.table.connection._sql().execute(self.sql(), (vector,))
 
     def to_arrow(self) -> pa.Table:
         """The results; for several query vectors, stacked with a ``query_index`` column."""
@@ -190,22 +206,23 @@ class Search:
         return pa.concat_tables(parts) if parts else pa.table({})
 
     def to_list(self) -> list[dict[str, Any]]:
-        """The results as dicts (straight from the rows: no Arrow round trip); for several
-        query vectors, each dict also has ``query_index``."""
+        """The results as dicts (straight from the index's answer when the plan runs: no
+        rows or Arrow in between); for several query vectors, each dict also has
+        ``query_index``."""
         # zip without strict=: rows match their names, and passing the keyword costs
         # 1.5 us on a ten-row answer, more than the dicts
         if self.query.ndim == 1:
-            result = self._result(self.query)
-            names, rows = result_names(result), result_rows(result)
-            if len(names) == 2:  # a key and the distance, the usual search: literal dicts
-                first, second = names  # are 2.5x faster than dict(zip(...)) per row
-                return [{first: a, second: b} for a, b in rows]
-            return [dict(zip(names, row)) for row in rows]  # noqa: B905
-        found: list[dict[str, Any]] = []
+            found = self._planned(self.query, records=True)
+            if found is not None:
+                return found[1]  # type: ignore[no-any-return]
+            result = self.table.connection._sql().execute(self.sql(), (self.query,))
+            names = result_names(result)
+            return [dict(zip(names, row)) for row in result_rows(result)]  # noqa: B905
+        listed: list[dict[str, Any]] = []
         for n, result in enumerate(map(self._result, self.query)):
             names = [*result_names(result), "query_index"]
-            found.extend(dict(zip(names, (*row, n))) for row in result_rows(result))  # noqa: B905
-        return found
+            listed.extend(dict(zip(names, (*row, n))) for row in result_rows(result))  # noqa: B905
+        return listed
 
     def to_pandas(self) -> pd.DataFrame:
         return self.to_arrow().to_pandas()

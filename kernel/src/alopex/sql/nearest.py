@@ -167,6 +167,46 @@ class NearestLookup:
         self, session: Session, tx: MvccTransaction, params: Params
     ) -> list[tuple[Any, ...]] | None:
         """The rows, or None when the general path must answer."""
+        found = self._nearest(session, tx, params)
+        if found is None:
+            return None
+        ids, distances = found
+        if self.key_only:
+            return [(i,) for i in ids]
+        scores = self._scores(distances)
+        if self.key_and_score:
+            return list(zip(ids, scores))  # noqa: B905 (as long by construction)
+        if all(p in (-1, self.key) for p in self.outputs):  # no row needs reading
+            pairs = zip(ids, scores, strict=True)
+            return [tuple(s if p < 0 else i for p in self.outputs) for i, s in pairs]
+        keys = [ann.row_key(self.table, i) for i in ids]
+        rows = decode_rows([raw for raw in tx.read_many(keys) if raw is not None])
+        if len(rows) != len(ids):
+            return None  # cannot happen while the index is at this snapshot; be safe
+        columns = self.table.columns
+        return [
+            tuple(score if p < 0 else to_python(row[p], columns[p].type) for p in self.outputs)
+            for row, score in zip(rows, scores, strict=True)
+        ]
+
+    def records(
+        self, session: Session, tx: MvccTransaction, params: Params
+    ) -> list[dict[str, Any]] | None:
+        """The rows as dicts (the search API's ``to_list``), or None as for :meth:`run`;
+        the usual key and distance go from the index's answer to dicts directly."""
+        if not self.key_and_score:
+            rows = self.run(session, tx, params)
+            return None if rows is None else [dict(zip(self.names, r)) for r in rows]  # noqa: B905
+        found = self._nearest(session, tx, params)
+        if found is None:
+            return None
+        key, score = self.names
+        return [{key: i, score: s} for i, s in zip(found[0], self._scores(found[1]))]  # noqa: B905
+
+    def _nearest(
+        self, session: Session, tx: MvccTransaction, params: Params
+    ) -> tuple[list[int], list[float]] | None:
+        """The row ids the index finds, closest first, and their index distances."""
         if session._ddl_in_tx or self.table.id in session.written:
             return None
         if type(params) is not tuple and isinstance(params, Mapping):
@@ -201,28 +241,11 @@ class NearestLookup:
         )
         if searched is None:
             return None
-        found, distances = searched
         # Ten ids and distances: plain Python beats NumPy calls on arrays this small.
-        ids = found.tolist()[0]
+        ids = searched[0].tolist()[0]
         if ids[-1] < 0:  # fewer rows than the limit
             ids = ids[: sum(1 for i in ids if i >= 0)]
-        if self.key_only:
-            return [(i,) for i in ids]
-        scores = self._scores(distances.tolist()[0][: len(ids)])
-        if self.key_and_score:
-            return list(zip(ids, scores))  # noqa: B905 (as long by construction)
-        if all(p in (-1, self.key) for p in self.outputs):  # no row needs reading
-            pairs = zip(ids, scores, strict=True)
-            return [tuple(s if p < 0 else i for p in self.outputs) for i, s in pairs]
-        keys = [ann.row_key(self.table, i) for i in ids]
-        rows = decode_rows([raw for raw in tx.read_many(keys) if raw is not None])
-        if len(rows) != len(ids):
-            return None  # cannot happen while the index is at this snapshot; be safe
-        columns = self.table.columns
-        return [
-            tuple(score if p < 0 else to_python(row[p], columns[p].type) for p in self.outputs)
-            for row, score in zip(rows, scores, strict=True)
-        ]
+        return ids, searched[1].tolist()[0][: len(ids)]
 
     def _scores(self, distances: list[float]) -> list[float]:
         """The SQL function's value from the index's distance (see contracts/index.py:

@@ -504,19 +504,20 @@ class Session:
         plan = cached[1]
         if isinstance(params, Mapping) or len(params) != statement.meta.get("placeholders", 0):
             return None  # the general path names what is wrong with the parameters
-        rows = self.run_plan(plan, params)
+        rows = self.run_plan(plan.run, params)
         return None if rows is None else Result(rows=rows, names=plan.names, types=plan.types)
 
     def run_plan(
-        self, plan: PointLookup | NearestLookup, params: Params
-    ) -> list[tuple[Any, ...]] | None:
-        """A fast-path plan's rows, as its statement would return them, or None when the
-        plan declines (then the statement must run). The search API calls this directly:
-        it knows its plan, so it skips finding one by the statement's text."""
-        rows = plan.run(self, self._transaction(), params)
-        if rows is not None and self.autocommit and not self.explicit:
+        self, run: Callable[[Session, MvccTransaction, Params], _T | None], params: Params
+    ) -> _T | None:
+        """What a fast-path plan's ``run`` (its rows, as its statement would return them;
+        or ``NearestLookup.records``) answers, or None when the plan declines (then the
+        statement must run). The search API calls this directly: it knows its plan, so
+        it skips finding one by the statement's text."""
+        answer = run(self, self._transaction(), params)
+        if answer is not None and self.autocommit and not self.explicit:
             self.commit()
-        return rows
+        return answer
 
     def executemany(self, sql: str, seq_of_params: Any) -> int:
         """Run ``sql`` once per parameter set; plain ``INSERT ... VALUES (?, ...)``
