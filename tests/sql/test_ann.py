@@ -346,6 +346,33 @@ def test_faiss_serves_ivf_and_hnsw(con: alopex.Connection, using: str) -> None:
     assert "NEAREST          fx" in plan(con, TOP, vectors[1])
 
 
+def test_a_search_that_overlaps_a_catch_up_answers_at_its_own_snapshot(tmp_path: Any) -> None:
+    """Searches take no lock: one that another connection's catch-up overtakes while the
+    index walks (made to happen here at that moment) must not return the newer rows."""
+    path = tmp_path / "db"
+    with alopex.connect(path) as con:
+        fill(con)
+    query = np.ones(DIM, np.float32)
+    with alopex.connect(path) as reader, alopex.connect(path) as newer:
+        reader.autocommit = False
+        before = ids(reader, TOP, query)  # the reader's snapshot, and the index at it
+        newer.execute("INSERT INTO docs VALUES (?, 'en', ?)", (ROWS, query))  # the nearest
+        newer.commit()
+        live = next(iter(reader._session.state.ann.live.values()))
+        search = live.index.search
+
+        def overtaken(*args: Any, **kwargs: Any) -> Any:
+            del live.index.search  # once
+            assert ids(newer, TOP, query)[0] == ROWS  # catches the index up to the insert
+            return search(*args, **kwargs)
+
+        live.index.search = overtaken  # type: ignore[method-assign]
+        assert ids(reader, TOP, query) == before == exact(reader, TOP, query)
+        assert "search" not in vars(live.index)  # the overtaking search did run
+        reader.commit()
+        assert ids(reader, TOP, query)[0] == ROWS
+
+
 def test_concurrent_searches_answer_at_their_own_snapshot(tmp_path: Any) -> None:
     """Readers share one in-memory index that other readers catch up to newer snapshots
     while a writer inserts rows right next to the query: every answer through the index

@@ -114,19 +114,13 @@ class Live:
 
     index: VectorIndex
     position: int
-    #: held to change ``position`` and the index, or to count a search in or out (a
-    #: plain lock: ``with`` on a Condition is a Python call, twice per search)
+    #: held to change ``position`` and the index; searches do not take it
     mutex: threading.Lock = attrs.field(factory=threading.Lock)
-    #: searches running without the lock (a catch-up waits until there are none:
-    #: providers need not search safely while rows are added)
-    searching: int = 0
-    #: catch-ups waiting for the searches to end, on ``ended``
-    waiting: int = 0
-    ended: threading.Condition = attrs.field(init=False)
-
-    @ended.default
-    def _ended(self) -> threading.Condition:
-        return threading.Condition(self.mutex)
+    #: odd while a catch-up changes the index. A search reads it before and after, and
+    #: one that saw it change answers None (a seqlock: no lock per search, and a
+    #: catch-up never waits for searches; the provider keeps its own writes and
+    #: searches apart, as the index contract asks)
+    changes: int = 0
 
 
 class AnnIndexes:
@@ -279,20 +273,15 @@ class AnnIndexes:
         if wanted is None:
             wanted = log_count(tx.read(counter_key(index.id)))
         live = self._live(tx, table, index, columns, wanted, None)
-        with live.mutex:
-            if live.position == wanted:
-                if live.waiting:  # a catch-up to a newer snapshot waits for searches to
-                    return None  # end: rank exactly rather than hold it off
-            elif not self._at_locked(tx, table, index, live, wanted):
-                return None
-            live.searching += 1
-        try:
-            return live.index.search(query, k, allow=allow, params=params)
-        finally:
+        changes = live.changes  # before position: see Live.changes
+        if changes & 1 or live.position != wanted:
             with live.mutex:
-                live.searching -= 1
-                if live.waiting and not live.searching:
-                    live.ended.notify_all()
+                if not self._at_locked(tx, table, index, live, wanted):
+                    return None
+                changes = live.changes
+        found = live.index.search(query, k, allow=allow, params=params)
+        # a catch-up began meanwhile: the answer may hold rows newer than this snapshot
+        return found if live.changes == changes else None
 
     def _live(
         self,
@@ -319,12 +308,6 @@ class AnnIndexes:
         self, tx: MvccTransaction, table: Table, index: Index, live: Live, wanted: int
     ) -> bool:
         """Catch ``live`` up to ``wanted`` (under its lock); False if it is past it."""
-        while live.position < wanted and live.searching:
-            live.waiting += 1
-            try:
-                live.ended.wait()  # releases the lock: another thread may catch up meanwhile
-            finally:
-                live.waiting -= 1
         if live.position > wanted:
             return False  # built or caught up past this (older) snapshot
         if live.position < wanted:
@@ -346,11 +329,15 @@ class AnnIndexes:
             else:
                 ids.append(_key_id(table, key))
                 vectors.append(np.frombuffer(value, np.float32))
-        if gone:
-            live.index.remove(np.asarray(gone, np.int64))
-        if ids:
-            live.index.add(np.asarray(ids, np.int64), np.stack(vectors).reshape(-1, dim))
-        live.position = wanted
+        live.changes += 1
+        try:
+            if gone:
+                live.index.remove(np.asarray(gone, np.int64))
+            if ids:
+                live.index.add(np.asarray(ids, np.int64), np.stack(vectors).reshape(-1, dim))
+            live.position = wanted
+        finally:
+            live.changes += 1
 
     def forget(self, index_ids: Iterable[int]) -> None:
         """Drop indexes and their saved snapshots (DROP INDEX / TABLE); if the drop rolls
