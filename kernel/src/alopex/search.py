@@ -179,8 +179,10 @@ class Search:
         if len(self.table._plans) > 64:  # shapes are few unless the limit varies a lot
             self.table._plans.clear()
         self.table._plans[shape] = (catalog, plan)
-        answer = None if plan is None else self._run(session, plan, vector, records)
-        return None if answer is None else (plan, answer)  # type: ignore[return-value]
+        if plan is None:
+            return None
+        answer = self._run(session, plan, vector, records)
+        return None if answer is None else (plan, answer)
 
     @staticmethod
     def _run(session: Session, plan: NearestLookup, vector: np.ndarray, records: bool) -> Any:

@@ -173,7 +173,7 @@ class NearestLookup:
         ids, distances = found
         if self.key_only:
             return [(i,) for i in ids]
-        scores = self._scores(distances)
+        scores = self._scores(distances.tolist()[0][: len(ids)])
         if self.key_and_score:
             return list(zip(ids, scores))  # noqa: B905 (as long by construction)
         if all(p in (-1, self.key) for p in self.outputs):  # no row needs reading
@@ -200,13 +200,16 @@ class NearestLookup:
         found = self._nearest(session, tx, params)
         if found is None:
             return None
+        ids, distances = found
         key, score = self.names
-        return [{key: i, score: s} for i, s in zip(found[0], self._scores(found[1]))]  # noqa: B905
+        scores = self._scores(distances.tolist()[0][: len(ids)])
+        return [{key: i, score: s} for i, s in zip(ids, scores)]  # noqa: B905
 
     def _nearest(
         self, session: Session, tx: MvccTransaction, params: Params
-    ) -> tuple[list[int], list[float]] | None:
-        """The row ids the index finds, closest first, and their index distances."""
+    ) -> tuple[list[int], np.ndarray] | None:
+        """The row ids the index finds, closest first, and the index's (1, k) distances
+        (the first ``len(ids)`` of them theirs), left to NumPy until a caller needs them."""
         if session._ddl_in_tx or self.table.id in session.written:
             return None
         if type(params) is not tuple and isinstance(params, Mapping):
@@ -245,7 +248,7 @@ class NearestLookup:
         ids = searched[0].tolist()[0]
         if ids[-1] < 0:  # fewer rows than the limit
             ids = ids[: sum(1 for i in ids if i >= 0)]
-        return ids, searched[1].tolist()[0][: len(ids)]
+        return ids, searched[1]
 
     def _scores(self, distances: list[float]) -> list[float]:
         """The SQL function's value from the index's distance (see contracts/index.py:
