@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from alopex.connection import Connection
     from alopex.sql.catalog import Catalog
     from alopex.sql.catalog import Table as TableEntry
-    from alopex.sql.session import Session
 
 DISTANCE = "_distance"
 
@@ -164,10 +163,11 @@ class Search:
         session = self.table.connection._sql()
         shape = (self.vector_column, self._where, self._select, self._limit)
         known = self.table._plans.get(shape)
-        if known is not None and known[1] is not None:
-            answer = self._run(session, known[1], vector, records)
+        plan = None if known is None else known[1]
+        if plan is not None:
+            answer = session.run_plan(plan.records if records else plan.run, (vector,))
             if answer is not None:
-                return known[1], answer
+                return plan, answer
         catalog, column, metric = self.table._column(self.vector_column)
         if known is not None and known[0] is catalog:
             return None  # the plan is current and declined, or there is none
@@ -181,12 +181,8 @@ class Search:
         self.table._plans[shape] = (catalog, plan)
         if plan is None:
             return None
-        answer = self._run(session, plan, vector, records)
+        answer = session.run_plan(plan.records if records else plan.run, (vector,))
         return None if answer is None else (plan, answer)
-
-    @staticmethod
-    def _run(session: Session, plan: NearestLookup, vector: np.ndarray, records: bool) -> Any:
-        return session._guarded(session.run_plan, plan.records if records else plan.run, (vector,))
 
     def _result(self, vector: np.ndarray) -> Result:
         found = self._planned(vector, records=False)

@@ -272,7 +272,7 @@ class AnnIndexes:
         read here if not given), or None when the index is past that snapshot."""
         if wanted is None:
             wanted = log_count(tx.read(counter_key(index.id)))
-        live = self._live(tx, table, index, columns, wanted, None)
+        live = self.live.get(index.id) or self._live(tx, table, index, columns, wanted, None)
         changes = live.changes  # before position: see Live.changes
         if changes & 1 or live.position != wanted:
             with live.mutex:

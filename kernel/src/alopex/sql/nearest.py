@@ -173,7 +173,7 @@ class NearestLookup:
         ids, distances = found
         if self.key_only:
             return [(i,) for i in ids]
-        scores = self._scores(distances.tolist()[0][: len(ids)])
+        scores = self._scores(distances)
         if self.key_and_score:
             return list(zip(ids, scores))  # noqa: B905 (as long by construction)
         if all(p in (-1, self.key) for p in self.outputs):  # no row needs reading
@@ -202,14 +202,13 @@ class NearestLookup:
             return None
         ids, distances = found
         key, score = self.names
-        scores = self._scores(distances.tolist()[0][: len(ids)])
+        scores = self._scores(distances)
         return [{key: i, score: s} for i, s in zip(ids, scores)]  # noqa: B905
 
     def _nearest(
         self, session: Session, tx: MvccTransaction, params: Params
-    ) -> tuple[list[int], np.ndarray] | None:
-        """The row ids the index finds, closest first, and the index's (1, k) distances
-        (the first ``len(ids)`` of them theirs), left to NumPy until a caller needs them."""
+    ) -> tuple[list[int], list[float]] | None:
+        """The row ids the index finds, closest first, and their distances."""
         if session._ddl_in_tx or self.table.id in session.written:
             return None
         if type(params) is not tuple and isinstance(params, Mapping):
@@ -227,17 +226,13 @@ class NearestLookup:
             return None
         if query.shape != (self.dim,):
             return None  # the general path says what is wrong
-        # query · query is finite unless a value is NaN or infinite (or so huge that the
-        # square overflows): one BLAS call, a fifth of isfinite().all(), which then decides
-        if not math.isfinite(query.dot(query)) and not np.isfinite(query).all():
-            return None
         state = session.state
         searched = state.ann.search(
             tx,
             self.table,
             self.index,
             lambda: state.columns.read(tx, self.table, None)[0],
-            query.reshape(1, -1),
+            query,  # one (dim,) vector: a (1, dim) query to the index
             self.limit,
             params=session.search_params or None,
             wanted=wanted,
@@ -245,10 +240,16 @@ class NearestLookup:
         if searched is None:
             return None
         # Ten ids and distances: plain Python beats NumPy calls on arrays this small.
-        ids = searched[0].tolist()[0]
+        ids, distances = searched[0].tolist()[0], searched[1].tolist()[0]
         if ids[-1] < 0:  # fewer rows than the limit
             ids = ids[: sum(1 for i in ids if i >= 0)]
-        return ids, searched[1]
+            distances = distances[: len(ids)]
+        # A NaN or infinite query coordinate makes the distances NaN or infinite: then the
+        # general path says what is wrong. (Checking the k distances costs a fifth of
+        # checking the query's coordinates first.)
+        if not math.isfinite(sum(distances)):
+            return None
+        return ids, distances
 
     def _scores(self, distances: list[float]) -> list[float]:
         """The SQL function's value from the index's distance (see contracts/index.py:

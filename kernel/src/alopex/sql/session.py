@@ -512,9 +512,15 @@ class Session:
     ) -> _T | None:
         """What a fast-path plan's ``run`` (its rows, as its statement would return them;
         or ``NearestLookup.records``) answers, or None when the plan declines (then the
-        statement must run). The search API calls this directly: it knows its plan, so
-        it skips finding one by the statement's text."""
-        answer = run(self, self._transaction(), params)
+        statement must run); failures surface as AlopexErrors, as from ``execute``. The
+        search API calls this directly: it knows its plan, so it skips finding one by the
+        statement's text."""
+        try:
+            answer = run(self, self._transaction(), params)
+        except AlopexError:
+            raise
+        except Exception as err:
+            raise _translated(err) from err
         if answer is not None and self.autocommit and not self.explicit:
             self.commit()
         return answer
@@ -540,22 +546,8 @@ class Session:
             return run(statement, params)
         except AlopexError:
             raise
-        except (
-            pa.ArrowInvalid,
-            pa.ArrowTypeError,
-            pa.ArrowNotImplementedError,
-            OverflowError,
-            ValueError,
-            ZeroDivisionError,
-        ) as err:
-            raise DataError(f"{type(err).__name__}: {err}") from err
-        except RecursionError as err:
-            raise OperationalError("statement too deeply nested") from err
         except Exception as err:
-            raise InternalError(
-                f"internal error ({type(err).__name__}: {err}); this is a bug in Alopex, "
-                "please report it with the statement"
-            ) from err
+            raise _translated(err) from err
 
     def _execute(self, statement: Any, params: Params) -> Result:
         if isinstance(statement, Special):
@@ -772,6 +764,26 @@ class Session:
             )
         relation = Relation.build([pa.array(lines)], [Field("plan")], len(lines))
         return Result(relation)
+
+
+def _translated(err: Exception) -> AlopexError:
+    """The AlopexError a failure inside a statement surfaces as."""
+    if isinstance(
+        err,
+        pa.ArrowInvalid
+        | pa.ArrowTypeError
+        | pa.ArrowNotImplementedError
+        | OverflowError
+        | ValueError
+        | ZeroDivisionError,
+    ):
+        return DataError(f"{type(err).__name__}: {err}")
+    if isinstance(err, RecursionError):
+        return OperationalError("statement too deeply nested")
+    return InternalError(
+        f"internal error ({type(err).__name__}: {err}); this is a bug in Alopex, "
+        "please report it with the statement"
+    )
 
 
 def result_rows(result: Result) -> list[tuple[Any, ...]]:

@@ -239,6 +239,17 @@ class IndexSuite:
                 # BLAS may sum a batch in another order: float32 rounding, not a bug
                 np.testing.assert_allclose(dist[0], batch_dist[n], rtol=1e-5, atol=1e-5)
 
+    def test_any_form_of_one_query_answers_alike(self, built: Built) -> None:
+        """A (dim,) vector, a (1, dim) row, float64, a strided view and a list are one
+        query: the same answer as a (1, dim) float32 matrix."""
+        query = built.data.queries[3]
+        ids, dist = built.index.search(query[None, :], self.k)
+        strided = np.repeat(query, 2)[::2]
+        for form in (query, query.astype(np.float64), strided, query.tolist()):
+            got_ids, got_dist = built.index.search(form, self.k)
+            np.testing.assert_array_equal(got_ids, ids)
+            np.testing.assert_allclose(got_dist, dist, rtol=1e-5, atol=1e-6)
+
     # -- filtered search ------------------------------------------------------------------
 
     @pytest.mark.parametrize("selectivity", SELECTIVITIES)
@@ -515,7 +526,12 @@ class IndexSuite:
             DataError, match=rf"{self.dim + 1}.*{self.dim}|{self.dim}.*{self.dim + 1}"
         ):
             index.add(np.array([1, 2]), wrong)
-        for bad in (np.ones((2, self.dim - 1), np.float32), np.ones((1, 2 * self.dim), np.float32)):
+        for bad in (
+            np.ones((2, self.dim - 1), np.float32),
+            np.ones((1, 2 * self.dim), np.float32),
+            np.ones(self.dim + 1, np.float32),
+            np.ones((1, 1, self.dim), np.float32),
+        ):
             with pytest.raises(DataError, match=str(self.dim)):
                 index.search(bad, self.k)
         with pytest.raises(AlopexError):

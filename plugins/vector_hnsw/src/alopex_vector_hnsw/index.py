@@ -140,6 +140,7 @@ class HnswIndex(VectorIndex):
         self.params = HnswParams.from_params(options.params)
         self._threads = self.params.num_threads or os.cpu_count() or 1
         self._inner = options.metric == "inner"  # hnswlib answers 1 - dot: subtract 1
+        self._row = (options.dim,)  # the last dimension of a query array
         #: unfiltered searches side by side at one ef (hnswlib's is per graph), the rest alone
         self._gate = SearchGate(self._set_ef, self.params.ef_search)
         self._live: set[int] = set()
@@ -261,20 +262,24 @@ class HnswIndex(VectorIndex):
     ) -> tuple[Ids, npt.NDArray[np.float32]]:
         if k < 0:
             raise InvalidArgument(f"k must be >= 0, got {k}")
-        matrix = as_vectors(queries, self.options.dim, "queries")
         ef = (params.get("ef_search") if params else None) or self.params.ef_search
-        if allow is None and k:  # the common case, as close to a bare knn_query as it gets
+        # The common case, as close to a bare knn_query as it gets: hnswlib converts the
+        # queries to C-contiguous float32 itself and refuses more than two dimensions, but
+        # not a wrong last one (it reads past the vector), so that one is checked here.
+        # Positional arguments: pybind11 takes ~1 us to match keywords.
+        if allow is None and k and type(queries) is np.ndarray and queries.shape[-1:] == self._row:
             gate = self._gate
-            gate.enter(max(ef, k))
+            gate.enter(ef if ef > k else k)
             try:
                 if k <= len(self._live):
-                    labels, dist = self._graph.knn_query(matrix, k=k, num_threads=self._threads)
+                    labels, dist = self._graph.knn_query(queries, k, self._threads)
                     # fresh C-contiguous uint64 and float32 arrays
                     return labels.view(np.int64), (dist - ONE if self._inner else dist)
-            except RuntimeError:  # deleted slots hid some of k: the widening path
-                pass
+            except (RuntimeError, TypeError, ValueError):  # deleted slots hid some of k
+                pass  # (the widening path), or queries hnswlib refused (as_vectors says why)
             finally:
                 gate.leave()
+        matrix = as_vectors(queries, self.options.dim, "queries")
         out_ids = np.full((len(matrix), k), -1, dtype=np.int64)
         out_dist = np.full((len(matrix), k), np.inf, dtype=np.float32)
         if not len(matrix) or not k:
