@@ -373,6 +373,39 @@ def test_a_search_that_overlaps_a_catch_up_answers_at_its_own_snapshot(tmp_path:
         assert ids(reader, TOP, query)[0] == ROWS
 
 
+def test_a_catch_up_that_fails_part_way_is_never_searched(tmp_path: Any) -> None:
+    """A catch-up that removed rows and then failed to add others leaves the index at no
+    snapshot: a reader at the snapshot before it must still find the removed row (the
+    index is rebuilt from the rows), and the close must not save that index."""
+    path = tmp_path / "db"
+    with alopex.connect(path) as con:
+        vectors = fill(con)
+    query = vectors[5]
+    with alopex.connect(path) as reader, alopex.connect(path) as writer:
+        reader.autocommit = False
+        before = ids(reader, TOP, query)  # the reader's snapshot, and the index at it
+        assert before[0] == 5
+        writer.execute("DELETE FROM docs WHERE id = 5")
+        writer.execute("UPDATE docs SET e = ? WHERE id = 6", (query,))
+        writer.commit()
+        live = next(iter(writer._session.state.ann.live.values()))
+
+        def fail(*args: Any) -> None:
+            del live.index.add  # once
+            raise MemoryError("no room for the graph")
+
+        live.index.add = fail  # type: ignore[method-assign]
+        with pytest.raises(alopex.AlopexError):
+            ids(writer, TOP, query)  # removes 5, then fails to add 6's new vector
+        assert "add" not in vars(live.index)  # the failing add did run
+        assert ids(reader, TOP, query) == before == exact(reader, TOP, query)
+        reader.commit()
+        assert ids(writer, TOP, query) == exact(writer, TOP, query)
+        assert ids(writer, TOP, query)[0] == 6
+    with alopex.connect(path) as con:
+        assert ids(con, TOP, query) == exact(con, TOP, query)
+
+
 def test_concurrent_searches_answer_at_their_own_snapshot(tmp_path: Any) -> None:
     """Readers share one in-memory index that other readers catch up to newer snapshots
     while a writer inserts rows right next to the query: every answer through the index

@@ -121,6 +121,9 @@ class Live:
     #: catch-up never waits for searches; the provider keeps its own writes and
     #: searches apart, as the index contract asks)
     changes: int = 0
+    #: a catch-up failed part way: the index is at no snapshot. ``changes`` stays odd,
+    #: so every search takes the mutex, and the first rebuilds the index from the rows
+    damaged: bool = False
 
 
 class AnnIndexes:
@@ -152,8 +155,9 @@ class AnnIndexes:
         with self.lock:
             for index_id, live in self.live.items():
                 with live.mutex:
-                    self._save(index_id, live)
-                    self._trim(index_id, live.position)
+                    if not live.damaged:  # else the next open rebuilds it
+                        self._save(index_id, live)
+                        self._trim(index_id, live.position)
 
     def _save(self, index_id: int, live: Live) -> None:
         assert self.directory is not None
@@ -253,7 +257,7 @@ class AnnIndexes:
         wanted = log_count(tx.read(counter_key(index.id)))
         live = self._live(tx, table, index, columns, wanted, progress)
         with live.mutex:
-            return self._at_locked(tx, table, index, live, wanted)
+            return self._at_locked(tx, table, index, columns, live, wanted)
 
     def search(
         self,
@@ -276,7 +280,7 @@ class AnnIndexes:
         changes = live.changes  # before position: see Live.changes
         if changes & 1 or live.position != wanted:
             with live.mutex:
-                if not self._at_locked(tx, table, index, live, wanted):
+                if not self._at_locked(tx, table, index, columns, live, wanted):
                     return None
                 changes = live.changes
         found = live.index.search(query, k, allow=allow, params=params)
@@ -305,9 +309,19 @@ class AnnIndexes:
         return live
 
     def _at_locked(
-        self, tx: MvccTransaction, table: Table, index: Index, live: Live, wanted: int
+        self,
+        tx: MvccTransaction,
+        table: Table,
+        index: Index,
+        columns: Callable[[], list[Any]],
+        live: Live,
+        wanted: int,
     ) -> bool:
         """Catch ``live`` up to ``wanted`` (under its lock); False if it is past it."""
+        if live.damaged:
+            rebuilt = self.build(tx, table, index, columns())
+            live.index, live.position, live.damaged = rebuilt.index, rebuilt.position, False
+            live.changes += 1
         if live.position > wanted:
             return False  # built or caught up past this (older) snapshot
         if live.position < wanted:
@@ -335,9 +349,11 @@ class AnnIndexes:
                 live.index.remove(np.asarray(gone, np.int64))
             if ids:
                 live.index.add(np.asarray(ids, np.int64), np.stack(vectors).reshape(-1, dim))
-            live.position = wanted
-        finally:
-            live.changes += 1
+        except BaseException:
+            live.damaged = True  # and changes stays odd: see Live.damaged
+            raise
+        live.position = wanted
+        live.changes += 1
 
     def forget(self, index_ids: Iterable[int]) -> None:
         """Drop indexes and their saved snapshots (DROP INDEX / TABLE); if the drop rolls
