@@ -58,6 +58,8 @@ class NearestLookup:
     #: the row id alone, or with the score: answered from the index, no row read
     key_only: bool = attrs.field(init=False)
     key_and_score: bool = attrs.field(init=False)
+    #: the score is the index's distance itself (vector_distance, cosine or inner)
+    score_is_distance: bool = attrs.field(init=False)
     #: [(the last transaction this plan found itself current in, its log counter)]: a
     #: snapshot's catalog version and counter cannot change, so later runs skip both reads
     checked: list[tuple[Any, int]] = attrs.field(
@@ -87,6 +89,10 @@ class NearestLookup:
     @key_and_score.default
     def _key_and_score(self) -> bool:
         return self.outputs == (self.key, -1)
+
+    @score_is_distance.default
+    def _score_is_distance(self) -> bool:
+        return not self.similarity and self.metric != "l2"
 
     @classmethod
     def build(cls, node: exp.Select, catalog: Catalog) -> NearestLookup | None:
@@ -202,7 +208,7 @@ class NearestLookup:
             return None
         ids, distances = found
         key, score = self.names
-        scores = self._scores(distances)
+        scores = distances if self.score_is_distance else self._scores(distances)
         return [{key: i, score: s} for i, s in zip(ids, scores)]  # noqa: B905
 
     def _nearest(
@@ -257,7 +263,7 @@ class NearestLookup:
         if self.metric == "l2":
             roots = [math.sqrt(d) if d > 0 else 0.0 for d in distances]
             return [0.0 - r for r in roots] if self.similarity else roots
-        if not self.similarity:
+        if self.score_is_distance:
             return distances
         if self.metric == "cosine":
             return [1.0 - d for d in distances]
