@@ -987,6 +987,35 @@ def test_group_by_two_keys_matches_sqlite(con: alopex.Connection, distinct: int)
     assert rows(con, query) == reference.execute(query + " ORDER BY min(id)").fetchall()
 
 
+TOP_K = [
+    "SELECT id, a FROM t ORDER BY a, id DESC LIMIT 7",
+    "SELECT id, a FROM t ORDER BY a DESC, id LIMIT 30 OFFSET 25",
+    "SELECT id, f FROM t ORDER BY f DESC, id LIMIT 5",
+    "SELECT id, a * 2 AS twice FROM t WHERE a < 15 ORDER BY twice, id DESC LIMIT 40",
+    "SELECT id, n FROM t ORDER BY n, id LIMIT 10",  # NULLs first: the full sort
+    "SELECT a, count(*) FROM t GROUP BY a ORDER BY count(*) DESC, a LIMIT 3",
+]
+
+
+@pytest.mark.parametrize("query", TOP_K)
+def test_order_by_limit_over_many_rows_matches_sqlite(con: alopex.Connection, query: str) -> None:
+    """ORDER BY .. LIMIT over thousands of rows sorts only the rows whose first key can
+    make the cut; heavy ties on that key must all be kept for the later keys to rank."""
+    import random
+    import sqlite3
+
+    rng = random.Random(5)
+    data = [
+        (n, rng.randrange(20), rng.choice([0.5, 1.5, 2.5, -1.0]), rng.choice([None, 1, 2]))
+        for n in range(5000)
+    ]
+    reference = sqlite3.connect(":memory:")
+    for target in (con, reference):
+        target.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, a INTEGER, f REAL, n INTEGER)")
+        target.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", data)
+    assert rows(con, query) == reference.execute(query).fetchall()
+
+
 CORRELATED = [
     "SELECT id FROM o WHERE EXISTS (SELECT 1 FROM i WHERE i.k = o.k)",
     "SELECT id FROM o WHERE NOT EXISTS (SELECT 1 FROM i WHERE i.k = o.k AND i.v > 2)",

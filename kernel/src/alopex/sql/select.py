@@ -369,9 +369,10 @@ class Executor:
             started = time.perf_counter()
             ev = Evaluator(relation, self.params, self, None, outer)
             relation = relation.filter(k.mask(ev.eval(where.this), relation.num_rows))
-            self._traced(
-                "FILTER", where.this.sql(dialect="sqlite")[:80], relation.num_rows, started
-            )
+            if self.trace is not None:  # the condition's text only when asked for
+                self._traced(
+                    "FILTER", where.this.sql(dialect="sqlite")[:80], relation.num_rows, started
+                )
         if self.vector_search is not None and node.args.get("order") and node.args.get("limit"):
             relation = self._nearest(node, relation, where is not None, outer)
         items = self._expand(node.expressions, relation)
@@ -434,9 +435,25 @@ class Executor:
             self._traced("DISTINCT", "", output.num_rows, started)
         if keys:
             started = time.perf_counter()
+            detail = f"{len(keys)} key(s)"
+            limit = self._constant_limit(node, outer)
+            leading = _top_candidates(keys[0], output.num_rows, limit) if limit else None
+            if leading is not None:  # sort only the rows that can come first
+                detail += f", the {len(leading):,} of {output.num_rows:,} rows that can be first"
+                output = output.take(leading)
+                keys = [(_take(v, leading), desc, nulls_first) for v, desc, nulls_first in keys]
             output = output.take(_sort_indices(keys, output.num_rows))
-            self._traced("SORT", f"{len(keys)} key(s)", output.num_rows, started)
+            self._traced("SORT", detail, output.num_rows, started)
         return self._limit(node, output, outer)
+
+    def _constant_limit(self, node: exp.Select, outer: Outer | None) -> int | None:
+        """LIMIT plus OFFSET when both are constants, else None."""
+        if node.args.get("limit") is None:
+            return None
+        try:
+            return self._limit_count(node, outer)
+        except (Correlated, AlopexError):
+            return None
 
     def _pushdown(
         self, node: exp.Select, conjuncts: list[exp.Expr], outer: Outer | None
@@ -957,6 +974,28 @@ def _distinct_rows(columns: Sequence[pa.ChunkedArray | pa.Array]) -> np.ndarray:
     if not columns or len(columns[0]) == 0:
         return np.zeros(0, dtype=np.int64)
     return _group_ids(columns)[1]
+
+
+def _top_candidates(key: tuple[Value, bool, bool], rows: int, limit: int) -> np.ndarray | None:
+    """For ``ORDER BY .. LIMIT n``: the positions (in order) of the rows whose first sort
+    key is at least as good as the n-th best, which hold the first n rows of the stable
+    sort whatever the later keys say; None when that would not save a sort (few rows) or
+    the key is not plain numbers (NULL and NaN go wherever the sort puts them)."""
+    value, desc, _ = key
+    if rows < 1024 or limit * 4 > rows or not isinstance(value, pa.Array | pa.ChunkedArray):
+        return None
+    if not (pa.types.is_integer(value.type) or pa.types.is_floating(value.type)):
+        return None
+    if value.null_count:
+        return None
+    numbers = np.asarray(value.to_numpy())
+    if numbers.dtype.kind == "f" and np.isnan(numbers).any():
+        return None
+    if desc:
+        bound = np.partition(numbers, rows - limit)[rows - limit]
+        return np.flatnonzero(numbers >= bound)
+    bound = np.partition(numbers, limit - 1)[limit - 1]
+    return np.flatnonzero(numbers <= bound)
 
 
 def _sort_indices(keys: list[tuple[Value, bool, bool]], rows: int) -> pa.Array:
