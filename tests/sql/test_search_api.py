@@ -185,7 +185,7 @@ def test_a_statement_run_before_create_index_then_uses_the_index(
     assert planned.rows is not None and planned.rows[0] == (5,)
 
 
-@pytest.mark.parametrize("provider", ["flat", "hnswlib"])
+@pytest.mark.parametrize("provider", ["flat", "hnswlib", "faiss"])
 def test_non_finite_queries_are_errors_and_huge_ones_are_not(
     docs: alopex.Connection, vectors: np.ndarray, provider: str
 ) -> None:

@@ -18,6 +18,7 @@ from alopex.contracts.index import (
     as_ids,
     as_vectors,
     last_wins,
+    unit_rows,
 )
 from alopex.errors import DataError, InvalidArgument
 
@@ -35,8 +36,7 @@ class FlatIndex(VectorIndex):
     def _prepare(self, vectors: npt.ArrayLike, what: str = "vectors") -> Vectors:
         matrix = as_vectors(vectors, self.options.dim, what)
         if self.options.metric == "cosine":
-            norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-            matrix = (matrix / np.where(norms == 0, 1, norms)).astype(np.float32)
+            matrix = unit_rows(matrix)
         return matrix
 
     def add(self, ids: Ids, vectors: Vectors) -> None:
@@ -83,7 +83,8 @@ class FlatIndex(VectorIndex):
         q = self._prepare(queries, "queries")
         self._gate.enter()
         try:
-            return self._search(q, k, allow)
+            with np.errstate(invalid="ignore", over="ignore"):  # a NaN or inf query: NaN out
+                return self._search(q, k, allow)
         finally:
             self._gate.leave()
 

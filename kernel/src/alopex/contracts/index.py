@@ -73,7 +73,10 @@ class VectorIndex(ABC):
 
         Returns two ``(len(queries), k)`` arrays; where fewer than ``k`` ids qualify the
         rows are padded with id ``-1`` and distance ``inf``. Ids in ``allow`` that the
-        index does not hold are ignored.
+        index does not hold are ignored. A query with a NaN or infinite coordinate must
+        be safe to pass, with no warning, but its answer is unspecified (its distances are
+        typically NaN or inf): the kernel rejects such queries by those distances, which
+        costs nothing on the common path, rather than by scanning every query first.
         """
 
     @abstractmethod
@@ -209,6 +212,15 @@ def as_vectors(vectors: npt.ArrayLike, dim: int, what: str = "vectors") -> Vecto
     return np.ascontiguousarray(matrix)
 
 
+def unit_rows(matrix: Vectors) -> Vectors:
+    """``matrix``'s rows scaled to unit length (zero rows stay zero; a NaN or inf row
+    becomes NaN, silently: see ``VectorIndex.search``), as C-contiguous float32."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        unit = matrix / np.where(norms == 0, 1, norms)
+    return np.ascontiguousarray(unit, dtype=np.float32)
+
+
 def last_wins(ids: Ids, vectors: Vectors) -> tuple[Ids, Vectors]:
     """Drop all but the last occurrence of an id repeated within one ``add`` batch."""
     if len(ids) < 2:
@@ -226,6 +238,13 @@ def exact_nearest(
     """Brute-force ``k`` nearest ``labels`` per query, in the contract's distances
     (cosine expects unit vectors on both sides), in blocks of at most 16M cells so memory
     stays bounded; providers use it for small allow-sets and fallbacks. ``k`` <= rows."""
+    with np.errstate(invalid="ignore", over="ignore"):  # a NaN or inf query: NaN out
+        return _exact_nearest(queries, vectors, labels, k, metric)
+
+
+def _exact_nearest(
+    queries: Vectors, vectors: Vectors, labels: Ids, k: int, metric: str
+) -> tuple[Ids, npt.NDArray[np.float32]]:
     squares = (vectors * vectors).sum(axis=1)
     out_ids = np.empty((len(queries), k), dtype=np.int64)
     out_dist = np.empty((len(queries), k), dtype=np.float32)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -249,6 +250,24 @@ class IndexSuite:
             got_ids, got_dist = built.index.search(form, self.k)
             np.testing.assert_array_equal(got_ids, ids)
             np.testing.assert_allclose(got_dist, dist, rtol=1e-5, atol=1e-6)
+
+    def test_a_query_with_nan_or_inf_is_safe(self, built: Built) -> None:
+        """Its answer is unspecified, but the call returns (or raises DataError) without
+        a warning, alone, in a batch, and filtered."""
+        query = built.data.queries[:3].copy()
+        allow = built.data.ids[::3]
+        for bad in (np.nan, np.inf, -np.inf):
+            query[1, 2] = bad
+            for queries, subset in ((query[1], None), (query, None), (query, allow)):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error")
+                    try:
+                        ids, dist = built.index.search(queries, self.k, allow=subset)
+                    except DataError:
+                        continue
+                assert ids.shape == dist.shape == (len(np.atleast_2d(queries)), self.k)
+        ids, dist = built.index.search(built.data.queries[:1], self.k)  # still answers
+        assert (ids >= 0).all() and np.isfinite(dist).all()
 
     # -- filtered search ------------------------------------------------------------------
 

@@ -103,6 +103,7 @@ from alopex.contracts.index import (
     as_vectors,
     exact_nearest,
     last_wins,
+    unit_rows,
 )
 from alopex.errors import ConfigError, DataError, InvalidArgument, StorageCorruption
 from alopex_vector_faiss.hugepages import HugePages
@@ -412,8 +413,7 @@ class FaissIndex(VectorIndex):
     def _prepare(self, matrix: Vectors) -> Vectors:
         if self.options.metric != "cosine":
             return matrix
-        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-        return np.ascontiguousarray(matrix / np.where(norms == 0, 1, norms), dtype=np.float32)
+        return unit_rows(matrix)
 
     # -- writes ---------------------------------------------------------------------------
 

@@ -45,6 +45,7 @@ from alopex.contracts.index import (
     as_vectors,
     exact_nearest,
     last_wins,
+    unit_rows,
 )
 from alopex.errors import ConfigError, DataError, InvalidArgument, StorageCorruption
 from alopex.hugepages import advise_new_mappings
@@ -356,8 +357,7 @@ class HnswIndex(VectorIndex):
         vectors = self._vectors_of(candidates)
         metric = self.options.metric
         if metric == "cosine":  # hnswlib stores unit vectors; the query must be one too
-            norms = np.linalg.norm(queries, axis=1, keepdims=True)
-            queries = (queries / np.where(norms == 0, 1, norms)).astype(np.float32)
+            queries = unit_rows(queries)
         return exact_nearest(queries, vectors, candidates, k, metric)
 
     # -- persistence ----------------------------------------------------------------------
