@@ -61,6 +61,14 @@ def test_functions_match_numpy(con: alopex.Connection, docs: np.ndarray) -> None
     np.testing.assert_allclose(pairs, np.ones(20), rtol=1e-6)
 
 
+def test_cosine_of_a_huge_query_is_its_direction(con: alopex.Connection, docs: np.ndarray) -> None:
+    """Norms are summed in float32 unless that overflows (coordinates past ~1e19)."""
+    query = np.linspace(-1, 1, DIM).astype(np.float32)
+    sql = "SELECT cosine_similarity(e, ?) FROM docs WHERE id <= 20 ORDER BY id"
+    huge = column(con, sql, (query * np.float32(1e30),))
+    np.testing.assert_allclose(huge, cosine(docs, query), rtol=1e-5, atol=1e-6)
+
+
 def test_two_argument_similarity_uses_the_declared_metric(
     con: alopex.Connection, docs: np.ndarray
 ) -> None:

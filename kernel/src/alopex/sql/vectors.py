@@ -126,7 +126,10 @@ def _dot(left: Matrix, right: Matrix) -> npt.NDArray[np.float64]:
 def _norms(matrix: Matrix) -> npt.NDArray[np.float64]:
     # summed in float32, as BLAS sums the dot products they divide: 4x faster than
     # float64, and a relative error (~1e-7) no larger than theirs
-    squares = np.einsum("...i,...i->...", matrix, matrix).astype(np.float64)
+    with np.errstate(over="ignore"):
+        squares = np.einsum("...i,...i->...", matrix, matrix).astype(np.float64)
+    if not np.isfinite(squares).all():  # coordinates past ~1e19 overflow float32
+        squares = np.einsum("...i,...i->...", matrix, matrix, dtype=np.float64)
     return np.asarray(np.sqrt(squares))
 
 
