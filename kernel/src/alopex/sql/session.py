@@ -516,8 +516,7 @@ class Session:
         search API calls this directly: it knows its plan, so it skips finding one by the
         statement's text."""
         try:
-            tx = self.tx
-            answer = run(self, tx if tx is not None else self._transaction(), params)
+            answer = run(self, self._transaction(), params)
         except AlopexError:
             raise
         except Exception as err:
